@@ -1,0 +1,39 @@
+"""Shared test fixtures: where the real city exports live, and a throwaway ETA311_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
+SHARED_REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """../shared/data/real, or skip the test cleanly when this machine does not have it."""
+    if not SHARED_REAL.is_dir():
+        pytest.skip("../shared/data/real is not present on this machine")
+    return SHARED_REAL
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
+
+
+@pytest.fixture
+def eta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ETA311_HOME for one test, with telemetry off."""
+    home = tmp_path / "eta311_home"
+    monkeypatch.setenv("ETA311_HOME", str(home))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for key, value in {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }.items():
+        monkeypatch.setenv(key, value)
+    return home
