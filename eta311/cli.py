@@ -60,7 +60,9 @@ def ingest(
     format: Annotated[InputFormat, typer.Option("--format", help="Input format; auto detects it.")] = InputFormat.auto,
     quarantine: Annotated[
         Path | None,
-        typer.Option("--quarantine", help="Parquet for rejected rows with their reason (default: OUT.quarantine.parquet)."),
+        typer.Option(
+            "--quarantine", help="Parquet for rejected rows with their reason (default: OUT.quarantine.parquet)."
+        ),
     ] = None,
     city: Annotated[str | None, typer.Option("--city", help="City code for formats without one (open311).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the reconciliation as JSON.")] = False,
@@ -117,7 +119,9 @@ def synth(
 @app.command()
 def check(
     data: Annotated[Path, typer.Argument(help="Canonical records Parquet.", show_default=False)],
-    docs: Annotated[Path | None, typer.Option("--docs", help="Data Docs folder (default ETA311_HOME/data_docs).")] = None,
+    docs: Annotated[
+        Path | None, typer.Option("--docs", help="Data Docs folder (default ETA311_HOME/data_docs).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
 ) -> None:
     """Run the Great Expectations suites; exit 1 when a blocking expectation fails."""

@@ -34,7 +34,9 @@ def summarise(records: pd.DataFrame) -> pd.DataFrame:
         p90_days=("days", lambda d: d.quantile(0.9)),
     )
     table = table.assign(share=table["requests"] / table["requests"].sum())
-    return table.sort_values("requests", ascending=False)[["requests", "share", "open_share", "median_days", "p90_days"]]
+    return table.sort_values("requests", ascending=False)[
+        ["requests", "share", "open_share", "median_days", "p90_days"]
+    ]
 
 
 def run_demo(settings: Settings, rows: int, seed: int, echo: Callable[[str], None]) -> bool:

@@ -60,8 +60,10 @@ class Reconciliation:
         }
 
     def lines(self) -> list[str]:
-        out = [f"{f.file}: format={f.format} rows={f.rows} accepted={f.accepted} quarantined={f.quarantined}"
-               for f in self.files]
+        out = [
+            f"{f.file}: format={f.format} rows={f.rows} accepted={f.accepted} quarantined={f.quarantined}"
+            for f in self.files
+        ]
         out.append(f"rows read {self.rows_read} = accepted {self.accepted} + quarantined {self.quarantined}")
         out.extend(f"  quarantined {reason}: {count}" for reason, count in self.by_reason.items())
         return out
@@ -85,9 +87,7 @@ def read_raw(path: Path) -> pd.DataFrame:
                 payload = json.load(handle)
             if isinstance(payload, dict):  # {"requests": [...]} or similar wrappers
                 payload = next((v for v in payload.values() if isinstance(v, list)), [payload])
-            frame = pd.DataFrame.from_records(
-                [{k: _json_scalar(v) for k, v in item.items()} for item in payload]
-            )
+            frame = pd.DataFrame.from_records([{k: _json_scalar(v) for k, v in item.items()} for item in payload])
             return frame.astype("str") if len(frame) else frame
         return pd.read_csv(path, dtype=str, engine="pyarrow", keep_default_na=False, na_values=[""])
     except (ValueError, OSError, UnicodeDecodeError) as error:

@@ -1,0 +1,119 @@
+"""Model bundles: the fitted feature pipeline, native LightGBM boosters and calibration, as plain files.
+
+A bundle is a folder with `bundle.json` (kind, spec, pipeline state, calibration, metadata) and one
+native LightGBM text file per booster — no pickles, so loading one runs no code from the file. Training
+writes bundles and logs them to MLflow; the service and `evaluate` load them. Prediction here works on
+the numeric feature matrix, so batch (training, evaluation) and one-row (serving) calls share it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+BUNDLE_FILE = "bundle.json"
+BUNDLE_FORMAT_VERSION = 1
+
+
+@dataclass
+class ModelBundle:
+    """Everything needed to turn a feature matrix into predictions for one model kind."""
+
+    kind: str  # "time_to_close" or "department"
+    spec: dict[str, Any]
+    pipeline: dict[str, Any]  # FeaturePipeline.to_dict()
+    boosters: dict[str, lgb.Booster]
+    calibration: dict[str, Any] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, folder: str | Path) -> Path:
+        folder = Path(folder)
+        (folder / "boosters").mkdir(parents=True, exist_ok=True)
+        names = sorted(self.boosters)
+        for name in names:
+            self.boosters[name].save_model(str(folder / "boosters" / f"{name}.txt"))
+        payload = {
+            "format_version": BUNDLE_FORMAT_VERSION,
+            "kind": self.kind,
+            "spec": self.spec,
+            "pipeline": self.pipeline,
+            "boosters": names,
+            "calibration": self.calibration,
+            "metadata": self.metadata,
+        }
+        (folder / BUNDLE_FILE).write_text(json.dumps(payload, indent=1, sort_keys=True, default=str))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, num_threads: int | None = None) -> ModelBundle:
+        folder = Path(folder)
+        path = folder / BUNDLE_FILE
+        if not path.is_file():
+            # MLflow pyfunc layout keeps the bundle under artifacts/bundle.
+            nested = list(folder.rglob(BUNDLE_FILE))
+            if not nested:
+                raise FileNotFoundError(f"{folder}: no {BUNDLE_FILE} found")
+            folder, path = nested[0].parent, nested[0]
+        payload = json.loads(path.read_text())
+        if payload.get("format_version") != BUNDLE_FORMAT_VERSION:
+            raise ValueError(f"{path}: unsupported bundle format {payload.get('format_version')!r}")
+        params = {"num_threads": num_threads} if num_threads else None
+        boosters = {}
+        for name in payload["boosters"]:
+            booster = lgb.Booster(model_file=str(folder / "boosters" / f"{name}.txt"), params=params)
+            boosters[name] = booster
+        return cls(
+            kind=payload["kind"],
+            spec=payload["spec"],
+            pipeline=payload["pipeline"],
+            boosters=boosters,
+            calibration=payload.get("calibration", {}),
+            metadata=payload.get("metadata", {}),
+        )
+
+
+def quantile_key(q: float) -> str:
+    return f"q{round(q * 100):02d}"
+
+
+def horizon_key(days: float) -> str:
+    return f"h{days:g}d"
+
+
+def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """Hours to close at P10/P50/P90 (calibrated, ordered) and P(closed within h) for each horizon.
+
+    Quantiles are learned on log1p(hours); the conformal offsets (log scale) widen or narrow the outer
+    quantiles; sorting the three per row makes P10 <= P50 <= P90 hold even where the raw models cross.
+    Horizon probabilities are made non-decreasing in h with a running maximum.
+    """
+    quantiles = bundle.spec["quantiles"]
+    raw = np.column_stack([bundle.boosters[quantile_key(q)].predict(matrix) for q in quantiles])
+    offsets = bundle.calibration.get("log_offsets", [0.0] * len(quantiles))
+    adjusted = np.sort(raw + np.asarray(offsets, dtype=float), axis=1)
+    hours = np.expm1(np.clip(adjusted, 0.0, None))
+    out = {quantile_key(q): hours[:, i] for i, q in enumerate(quantiles)}
+    horizons = bundle.spec["horizons_days"]
+    probabilities = np.column_stack([bundle.boosters[horizon_key(h)].predict(matrix) for h in horizons])
+    probabilities = np.maximum.accumulate(np.clip(probabilities, 0.0, 1.0), axis=1)
+    out.update({horizon_key(h): probabilities[:, i] for i, h in enumerate(horizons)})
+    return out
+
+
+def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
+    """Calibrated class probabilities (rows sum to 1), columns in `bundle.metadata['classes']` order."""
+    raw = bundle.boosters["department"].predict(matrix, raw_score=True)
+    raw = raw.reshape(len(matrix), -1)
+    temperature = float(bundle.calibration.get("temperature", 1.0))
+    return softmax(raw / temperature)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)

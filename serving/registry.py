@@ -1,0 +1,100 @@
+"""MLflow registry access shared by the CLI, training and the service: tracking set-up, aliases, loading.
+
+It lives in `serving` (the lower layer) because the service loads champions too and must not import the
+trainer. Registered models: `eta311-time-to-close` and `eta311-department`; aliases `champion`,
+`challenger` and `previous` (for rollback) instead of the deprecated stages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.bundle import ModelBundle
+
+log = logging.getLogger(__name__)
+
+TIME_TO_CLOSE = "eta311-time-to-close"
+DEPARTMENT = "eta311-department"
+REGISTERED_MODELS = (TIME_TO_CLOSE, DEPARTMENT)
+EXPERIMENT = "eta311"
+CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+
+
+class RegistryError(RuntimeError):
+    """The registry cannot give what was asked (no such alias, unreachable store)."""
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    name: str
+    version: str
+    alias: str
+    run_id: str
+    bundle: ModelBundle
+
+
+def configure_tracking(uri: str, artifacts_dir: Path) -> str:
+    """Point MLflow at the tracking store and make sure the eta311 experiment exists; returns its id.
+
+    With a sqlite store, artifacts go under `artifacts_dir` (ETA311_HOME/mlartifacts); with a server
+    (MLFLOW_TRACKING_URI=http://...), the server decides where artifacts live.
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    experiment = mlflow.get_experiment_by_name(EXPERIMENT)
+    if experiment is None:
+        location = artifacts_dir.as_uri() if uri.startswith("sqlite:") else None
+        experiment_id = mlflow.create_experiment(EXPERIMENT, artifact_location=location)
+    else:
+        experiment_id = experiment.experiment_id
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
+
+
+def client():
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def version_for_alias(name: str, alias: str) -> str | None:
+    """The version number holding `alias`, or None when the alias (or the model) does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def set_alias(name: str, alias: str, version: str) -> None:
+    client().set_registered_model_alias(name, alias, str(version))
+
+
+def delete_alias(name: str, alias: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):
+        client().delete_registered_model_alias(name, alias)
+
+
+def load_model(name: str, alias: str, destination: Path | None = None) -> LoadedModel:
+    """Download the bundle behind `name@alias` and load it (native boosters, JSON pipeline)."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client().get_model_version_by_alias(name, alias)
+    except MlflowException as error:
+        raise RegistryError(f"{name} has no version with alias {alias!r}: train and promote first") from error
+    kwargs = {"dst_path": str(destination)} if destination else {}
+    if destination:
+        destination.mkdir(parents=True, exist_ok=True)
+    local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", **kwargs)
+    bundle = ModelBundle.load(Path(local))
+    return LoadedModel(name=name, version=str(version.version), alias=alias, run_id=version.run_id, bundle=bundle)
