@@ -88,12 +88,15 @@ def horizon_key(days: float) -> str:
 def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, np.ndarray]:
     """Hours to close at P10/P50/P90 (calibrated, ordered) and P(closed within h) for each horizon.
 
-    Quantiles are learned on log1p(hours); the conformal offsets (log scale) widen or narrow the outer
+    Quantiles are learned on log1p(hours) minus a per-quantile base (added back here); the conformal offsets (log scale) widen or narrow the outer
     quantiles; sorting the three per row makes P10 <= P50 <= P90 hold even where the raw models cross.
     Horizon probabilities are made non-decreasing in h with a running maximum.
     """
     quantiles = bundle.spec["quantiles"]
-    raw = np.column_stack([bundle.boosters[quantile_key(q)].predict(matrix) for q in quantiles])
+    bases = bundle.calibration.get("log_base", {})
+    raw = np.column_stack(
+        [bundle.boosters[quantile_key(q)].predict(matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles]
+    )
     offsets = bundle.calibration.get("log_offsets", [0.0] * len(quantiles))
     adjusted = np.sort(raw + np.asarray(offsets, dtype=float), axis=1)
     hours = np.expm1(np.clip(adjusted, 0.0, None))

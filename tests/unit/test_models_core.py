@@ -1,0 +1,95 @@
+"""Model fitting pieces: conformal offsets, monotone ordering, temperature, bundle round trip, metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving.bundle import ModelBundle, predict_department, predict_time_to_close
+from training.metrics import classification_metrics, point_metrics, time_to_close_metrics
+from training.models import (
+    conformal_offsets,
+    fit_department,
+    fit_horizons,
+    fit_quantiles,
+    fit_temperature,
+    monotone_constraints,
+)
+
+SPEC = {
+    "quantiles": [0.1, 0.5, 0.9],
+    "horizons_days": [1, 3],
+    "params": {
+        "n_estimators": 30,
+        "learning_rate": 0.1,
+        "num_leaves": 15,
+        "verbose": -1,
+        "seed": 1,
+        "num_threads": 1,
+        "min_child_samples": 10,
+    },
+    "horizon_params": {"n_estimators": 20, "num_leaves": 7, "verbose": -1, "seed": 1, "num_threads": 1},
+}
+
+
+def _data(n: int = 3000, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    backlog = rng.uniform(0, 100, n)
+    kind = rng.integers(0, 3, n).astype(float)
+    noise = rng.normal(0, 0.5, n)
+    log_hours = 1.0 + 0.02 * backlog + kind + noise
+    return np.column_stack([backlog, kind]), log_hours
+
+
+def test_conformal_offsets_reach_the_target_coverage_on_fresh_data():
+    rng = np.random.default_rng(1)
+    actual = rng.normal(0, 1, 4000)
+    too_narrow = np.column_stack([np.full(4000, -0.5), np.zeros(4000), np.full(4000, 0.5)])
+    offsets = conformal_offsets(too_narrow[:2000], actual[:2000], 0.8)
+    lo = too_narrow[2000:, 0] + offsets[0]
+    hi = too_narrow[2000:, 2] + offsets[2]
+    coverage = np.mean((actual[2000:] >= lo) & (actual[2000:] <= hi))
+    assert coverage == pytest.approx(0.8, abs=0.03)
+    assert offsets[1] == 0.0
+
+
+def test_quantile_bundle_orders_quantiles_and_respects_backlog_monotonicity(tmp_path):
+    matrix, log_hours = _data()
+    names = ["workload_backlog_type", "type_code"]
+    monotone = monotone_constraints(names, ["workload_backlog"])
+    assert monotone == [1, 0]
+    boosters, bases = fit_quantiles(matrix, log_hours, names, [1], SPEC, monotone)
+    labels = {1: (np.expm1(log_hours) <= 24).astype(float), 3: (np.expm1(log_hours) <= 72).astype(float)}
+    boosters |= fit_horizons(matrix, labels, names, [1], SPEC, monotone)
+    bundle = ModelBundle("time_to_close", SPEC, {}, boosters, {"log_offsets": [-0.2, 0.0, 0.2], "log_base": bases})
+    loaded = ModelBundle.load(bundle.save(tmp_path / "b"))
+    out = predict_time_to_close(loaded, matrix[:500])
+    assert np.all(out["q10"] <= out["q50"]) and np.all(out["q50"] <= out["q90"])
+    assert np.all(out["h1d"] <= out["h3d"])
+    np.testing.assert_allclose(out["q50"], predict_time_to_close(bundle, matrix[:500])["q50"])
+    grid = np.column_stack([np.linspace(0, 100, 50), np.ones(50)])
+    p50 = predict_time_to_close(loaded, grid)["q50"]
+    assert np.all(np.diff(p50) >= -1e-9), "a bigger backlog shortened the P50"
+
+
+def test_department_model_and_temperature(tmp_path):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 4, 2000).astype(float)
+    y = np.where(rng.random(2000) < 0.9, x % 3, rng.integers(0, 3, 2000)).astype(int)
+    booster = fit_department(x[:, None], y, 3, ["type_code"], [0], {"params": {"n_estimators": 20, "verbose": -1}})
+    logits = booster.predict(x[:, None], raw_score=True)
+    temperature = fit_temperature(logits, y)
+    assert 0.25 <= temperature <= 8.0
+    bundle = ModelBundle("department", {}, {}, {"department": booster}, {"temperature": temperature})
+    probabilities = predict_department(ModelBundle.load(bundle.save(tmp_path / "d")), x[:, None])
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    metrics = classification_metrics(probabilities, y)
+    assert metrics["accuracy"] > 0.85 and metrics["top3_accuracy"] == 1.0
+
+
+def test_metrics_on_known_values():
+    hours = np.array([1.0, 10.0, 100.0])
+    m = time_to_close_metrics(hours, hours / 2, hours, hours * 2)
+    assert m["mae_hours"] == 0 and m["coverage_p10_p90"] == 1.0
+    b = point_metrics(hours, np.array([2.0, 10.0, 10.0]))
+    assert b["mae_hours"] == pytest.approx((1 + 0 + 90) / 3) and b["median_ae_hours"] == 1.0

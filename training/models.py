@@ -1,0 +1,184 @@
+"""Fitting the LightGBM models on a feature matrix: quantiles, horizons, conformal offsets, departments.
+
+Pure functions of (matrix, labels, spec) -> boosters or numbers; the orchestration lives in train.py.
+The `engine` argument picks plain `lightgbm.train` or the Dask trainer (training.dask_engine).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from serving.bundle import horizon_key, quantile_key, softmax
+
+log = logging.getLogger(__name__)
+
+# Keys of a spec's params that are not LightGBM parameters.
+_N_ESTIMATORS = "n_estimators"
+
+
+def _params(spec_params: dict[str, Any], **extra: Any) -> tuple[dict[str, Any], int]:
+    params = {k: v for k, v in spec_params.items() if k != _N_ESTIMATORS}
+    params.update(extra)
+    return params, int(spec_params.get(_N_ESTIMATORS, 200))
+
+
+def train_booster(
+    params: dict[str, Any],
+    rounds: int,
+    matrix: np.ndarray,
+    label: np.ndarray,
+    feature_names: Sequence[str],
+    categorical: Sequence[int],
+    weight: np.ndarray | None = None,
+) -> lgb.Booster:
+    """One booster on a numeric matrix; categorical columns hold integer codes (NaN = missing/unseen)."""
+    dataset = lgb.Dataset(
+        matrix,
+        label=label,
+        weight=weight,
+        feature_name=list(feature_names),
+        categorical_feature=list(categorical),
+        free_raw_data=True,
+        params={"verbose": -1},
+    )
+    return lgb.train(params, dataset, num_boost_round=rounds)
+
+
+def monotone_constraints(feature_names: Sequence[str], increasing: Sequence[str], sign: int = 1) -> list[int]:
+    """+sign for workload features whose growth must never shorten the estimate, 0 elsewhere."""
+    return [sign if any(name.startswith(prefix) for prefix in increasing) else 0 for name in feature_names]
+
+
+def pinball_objective(q: float):
+    """Gradient and (constant) Hessian of the pinball loss at quantile `q`, as a LightGBM custom objective.
+
+    LightGBM refuses monotone constraints with its built-in quantile objective (it re-fits leaf values after
+    the split search). The same loss as a custom objective has no such step, so workload features can be
+    constrained — "a bigger backlog never shortens the estimate" then holds by construction.
+    """
+
+    def objective(predictions: np.ndarray, dataset: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        label = dataset.get_label()
+        gradient = np.where(label < predictions, 1.0 - q, -q)
+        return gradient, np.ones_like(gradient)
+
+    return objective
+
+
+def fit_quantiles(
+    matrix: np.ndarray,
+    log_hours: np.ndarray,
+    feature_names: Sequence[str],
+    categorical: Sequence[int],
+    spec: dict[str, Any],
+    monotone: list[int],
+) -> tuple[dict[str, lgb.Booster], dict[str, float]]:
+    """One LightGBM pinball-loss regressor per quantile in the spec, on log1p(hours).
+
+    Each starts from the empirical quantile (returned as `bases`, added back at prediction time: a custom
+    objective has no boost-from-average) and learns the rest under the monotone constraints.
+    """
+    boosters, bases = {}, {}
+    for q in spec["quantiles"]:
+        base = float(np.quantile(log_hours, q))
+        params, rounds = _params(
+            spec["params"],
+            objective=pinball_objective(float(q)),
+            monotone_constraints=monotone,
+            monotone_constraints_method="advanced",
+        )
+        key = quantile_key(q)
+        boosters[key] = train_booster(params, rounds, matrix, log_hours - base, feature_names, categorical)
+        bases[key] = base
+        log.info("quantile %.2f fitted on %d rows", q, len(matrix))
+    return boosters, bases
+
+
+def fit_horizons(
+    matrix: np.ndarray,
+    labels: dict[float, np.ndarray],
+    feature_names: Sequence[str],
+    categorical: Sequence[int],
+    spec: dict[str, Any],
+    monotone: list[int],
+) -> dict[str, lgb.Booster]:
+    """Binary classifiers for P(closed within h days), each on the rows where that outcome is known."""
+    boosters = {}
+    for days, label in labels.items():
+        known = ~np.isnan(label)
+        params, rounds = _params(
+            spec["horizon_params"],
+            objective="binary",
+            monotone_constraints=[-m for m in monotone],
+            monotone_constraints_method="advanced",
+        )
+        y = label[known]
+        if y.min() == y.max():
+            # Everything known closed (or none did): a constant model, expressed as a 1-round booster.
+            params = params | {"boost_from_average": True}
+            rounds = 1
+        boosters[horizon_key(days)] = train_booster(params, rounds, matrix[known], y, feature_names, categorical)
+        log.info("horizon %gd fitted on %d rows (positive share %.3f)", days, int(known.sum()), float(y.mean()))
+    return boosters
+
+
+def conformal_offsets(predicted_log: np.ndarray, actual_log: np.ndarray, coverage: float) -> list[float]:
+    """Asymmetric conformalised quantile regression on a calibration slice (log scale).
+
+    Lower and upper bounds are each shifted by the finite-sample (1 - alpha/2) quantile of their own
+    conformity scores, so the [P10, P90] range covers `coverage` of exchangeable later requests. The
+    median gets no offset. Returns one offset per quantile column (lowest, ..., highest).
+    """
+    n = len(actual_log)
+    if n < 20:
+        log.warning("calibration slice has %d rows; conformal offsets left at 0", n)
+        return [0.0] * predicted_log.shape[1]
+    alpha = 1.0 - coverage
+    level = min(1.0, np.ceil((n + 1) * (1 - alpha / 2)) / n)
+    lower_scores = predicted_log[:, 0] - actual_log
+    upper_scores = actual_log - predicted_log[:, -1]
+    lower = float(np.quantile(lower_scores, level, method="higher"))
+    upper = float(np.quantile(upper_scores, level, method="higher"))
+    offsets = [0.0] * predicted_log.shape[1]
+    offsets[0] = -lower
+    offsets[-1] = upper
+    return offsets
+
+
+def fit_department(
+    matrix: np.ndarray,
+    classes: np.ndarray,
+    n_classes: int,
+    feature_names: Sequence[str],
+    categorical: Sequence[int],
+    spec: dict[str, Any],
+) -> lgb.Booster:
+    """LightGBM multiclass over department codes 0..n_classes-1."""
+    params, rounds = _params(spec["params"], objective="multiclass", num_class=n_classes)
+    return train_booster(params, rounds, matrix, classes.astype(float), feature_names, categorical)
+
+
+def fit_temperature(logits: np.ndarray, classes: np.ndarray) -> float:
+    """One temperature minimising log loss on the calibration slice (golden-section search on log T)."""
+    if len(classes) < 20:
+        return 1.0
+
+    def loss(log_t: float) -> float:
+        probabilities = softmax(logits / np.exp(log_t))
+        return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(classes)), classes], 1e-12, 1.0))))
+
+    lo, hi = np.log(0.25), np.log(8.0)
+    golden = (np.sqrt(5) - 1) / 2
+    for _ in range(40):
+        a = hi - golden * (hi - lo)
+        b = lo + golden * (hi - lo)
+        if loss(a) < loss(b):
+            hi = b
+        else:
+            lo = a
+    return float(np.exp((lo + hi) / 2))
