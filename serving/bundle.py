@@ -88,8 +88,9 @@ def horizon_key(days: float) -> str:
 def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, np.ndarray]:
     """Hours to close at P10/P50/P90 (calibrated, ordered) and P(closed within h) for each horizon.
 
-    Quantiles are learned on log1p(hours) minus a per-quantile base (added back here); the conformal offsets (log scale) widen or narrow the outer
-    quantiles; sorting the three per row makes P10 <= P50 <= P90 hold even where the raw models cross.
+    Quantiles are learned on log1p(hours) minus a per-quantile base (added back here); the conformal
+    offsets (log scale) widen or narrow the outer quantiles; sorting the three per row makes
+    P10 <= P50 <= P90 hold even where the raw models cross.
     Horizon probabilities are made non-decreasing in h with a running maximum.
     """
     quantiles = bundle.spec["quantiles"]
