@@ -115,6 +115,7 @@ def _near_duplicate(f: pd.DataFrame, now: pd.Timestamp) -> pd.Series:
 
 ROW_RULES: tuple[RowRule, ...] = (
     RowRule("missing_request_id", "request_id", True, "every record has an id", _missing("request_id")),
+    RowRule("missing_city", "city", True, "every record names its city (half of the record's key)", _missing("city")),
     RowRule("missing_created_at", "created_at", True, "every record has a creation time", _missing("created_at")),
     RowRule("invalid_status", "status", True, f"status is one of {STATUS_VALUES}", _invalid_status),
     RowRule(
