@@ -182,3 +182,23 @@ def fit_temperature(logits: np.ndarray, classes: np.ndarray) -> float:
         else:
             lo = a
     return float(np.exp((lo + hi) / 2))
+
+
+class Engine:
+    """Where boosters are trained. The local engine calls LightGBM directly; the Dask engine
+    (training.dask_engine) trains the same models with `lightgbm.dask` and hands back local boosters."""
+
+    name = "base"
+
+    def fit_quantiles(self, *args: Any, **kwargs: Any) -> tuple[dict[str, lgb.Booster], dict[str, float]]:
+        return fit_quantiles(*args, **kwargs)
+
+    def fit_horizons(self, *args: Any, **kwargs: Any) -> dict[str, lgb.Booster]:
+        return fit_horizons(*args, **kwargs)
+
+    def fit_department(self, *args: Any, **kwargs: Any) -> lgb.Booster:
+        return fit_department(*args, **kwargs)
+
+
+class LocalEngine(Engine):
+    name = "local"

@@ -1,0 +1,178 @@
+"""Scoring registered (or just-trained) models against what actually happened, beside the city's baselines.
+
+Used twice: by `train` on its temporal test slice, and by `eta311 evaluate DATA` on any later file. Only
+resolved requests have a true time-to-close; open ones are censored and excluded from the error metrics
+(stated in the output as `n`), which is what every baseline is measured on too.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.pipeline import FeatureMatrix, FeaturePipeline
+from serving.bundle import ModelBundle, predict_department, predict_time_to_close
+from training.labels import hours_to_close
+from training.metrics import classification_metrics, grouped_time_metrics, point_metrics, time_to_close_metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evaluation:
+    """Headline metrics (the `evaluate --json` contract) plus the tables and scored rows behind them."""
+
+    summary: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    scored: pd.DataFrame | None = None
+
+
+def without_type(records: pd.DataFrame) -> pd.DataFrame:
+    """The same requests as a resident who only describes the problem would send them."""
+    return records.assign(request_type=pd.Series(pd.NA, index=records.index, dtype="str"))
+
+
+def score_time_to_close(bundle: ModelBundle, matrix: np.ndarray, records: pd.DataFrame) -> pd.DataFrame:
+    """Predictions beside the actual outcome for each row (actual NaN where not resolved)."""
+    predicted = predict_time_to_close(bundle, matrix)
+    baseline = bundle.metadata.get("baseline_type_median_hours", {})
+    global_median = float(bundle.metadata.get("baseline_global_median_hours", np.nan))
+    return pd.DataFrame(
+        {
+            "created_at": records["created_at"].to_numpy(),
+            "request_type": records["request_type"].to_numpy(),
+            "department": records["department"].to_numpy(),
+            "council_district": records["council_district"].to_numpy(),
+            "hours": hours_to_close(records).to_numpy(),
+            "p10": predicted["q10"],
+            "p50": predicted["q50"],
+            "p90": predicted["q90"],
+            "baseline": records["request_type"].map(baseline).astype("float64").fillna(global_median).to_numpy(),
+            "global_median": np.full(len(records), global_median),
+            "city_target": ((records["sla_target_at"] - records["created_at"]).dt.total_seconds() / 3600).to_numpy(),
+        }
+    )
+
+
+def time_to_close_summary(scored: pd.DataFrame) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """The time-to-close block of the evaluation and its per-group tables."""
+    resolved = scored[scored["hours"].notna()]
+    model = time_to_close_metrics(resolved["hours"], resolved["p10"], resolved["p50"], resolved["p90"])
+    type_median = point_metrics(resolved["hours"], resolved["baseline"])
+    global_median = point_metrics(resolved["hours"], resolved["global_median"])
+    summary: dict[str, Any] = dict(model)
+    summary.update(
+        {
+            "baseline_type_median_mae_hours": type_median.get("mae_hours"),
+            "baseline_type_median_median_ae_hours": type_median.get("median_ae_hours"),
+            "baseline_type_median_mae_log": type_median.get("mae_log"),
+            "baseline_global_median_mae_hours": global_median.get("mae_hours"),
+            "baseline_global_median_median_ae_hours": global_median.get("median_ae_hours"),
+        }
+    )
+    with_target = resolved[np.isfinite(resolved["city_target"])]
+    if len(with_target):
+        target = point_metrics(with_target["hours"], with_target["city_target"])
+        ours = point_metrics(with_target["hours"], with_target["p50"])
+        summary.update(
+            {
+                "n_with_city_target": target["n"],
+                "baseline_city_target_mae_hours": target["mae_hours"],
+                "baseline_city_target_median_ae_hours": target["median_ae_hours"],
+                "model_on_city_target_rows_mae_hours": ours["mae_hours"],
+                "model_on_city_target_rows_median_ae_hours": ours["median_ae_hours"],
+            }
+        )
+    summary["n_open_excluded"] = int(scored["hours"].isna().sum())
+    tables = {
+        "by_department": grouped_time_metrics(resolved, "department"),
+        "by_request_type": grouped_time_metrics(resolved, "request_type"),
+    }
+    return summary, tables
+
+
+def department_summary(
+    bundle: ModelBundle, with_type: np.ndarray, no_type: np.ndarray, records: pd.DataFrame
+) -> dict[str, Any]:
+    """Accuracy with and without the request type, beside the per-type majority baseline."""
+    classes: list[str] = list(bundle.metadata["classes"])
+    index = {name: i for i, name in enumerate(classes)}
+    other = index.get(bundle.metadata.get("other_class", "other"), -1)
+    known = records["department"].notna().to_numpy()
+    actual = np.array([index.get(d, other) for d in records["department"].to_numpy()[known]], dtype=int)
+    if len(actual) == 0:
+        return {"n": 0}
+    full = classification_metrics(predict_department(bundle, with_type[known]), actual)
+    blind = classification_metrics(predict_department(bundle, no_type[known]), actual)
+    majority = bundle.metadata.get("baseline_type_majority", {})
+    overall = bundle.metadata.get("baseline_overall_majority", "")
+    baseline = records["request_type"].map(majority).astype("str").fillna(overall).to_numpy()[known]
+    truth = records["department"].to_numpy()[known]
+    seen_types = set(majority)
+    unseen = ~records["request_type"].isin(seen_types).to_numpy()[known]
+    summary = {
+        "n": full["n"],
+        "accuracy": full["accuracy"],
+        "top3_accuracy": full["top3_accuracy"],
+        "macro_f1": full["macro_f1"],
+        "log_loss": full["log_loss"],
+        "accuracy_without_type": blind["accuracy"],
+        "top3_accuracy_without_type": blind["top3_accuracy"],
+        "macro_f1_without_type": blind["macro_f1"],
+        "log_loss_without_type": blind["log_loss"],
+        "baseline_type_majority_accuracy": float(np.mean(baseline == truth)),
+        "baseline_overall_majority_accuracy": float(np.mean(truth == overall)),
+        "n_unseen_type": int(unseen.sum()),
+    }
+    if unseen.any():
+        predicted = predict_department(bundle, with_type[known][unseen]).argmax(axis=1)
+        summary["accuracy_unseen_type"] = float(np.mean(predicted == actual[unseen]))
+        summary["baseline_type_majority_accuracy_unseen_type"] = float(np.mean(baseline[unseen] == truth[unseen]))
+    return summary
+
+
+def features_for(pipeline: FeaturePipeline, records: pd.DataFrame) -> tuple[FeatureMatrix, FeatureMatrix]:
+    """Point-in-time features of `records` (their own history), with and without the request type."""
+    return pipeline.transform(records), pipeline.transform(without_type(records))
+
+
+def evaluate_bundles(
+    time_bundle: ModelBundle, department_bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray | None = None
+) -> Evaluation:
+    """Score both bundles on `records` (restricted to `mask` rows; the rest serve as workload history)."""
+    records = records.reset_index(drop=True)
+    mask = np.ones(len(records), dtype=bool) if mask is None else mask
+    time_pipeline = FeaturePipeline.from_dict(time_bundle.pipeline)
+    with_type = time_pipeline.transform(records).values[mask]
+    department_pipeline = FeaturePipeline.from_dict(department_bundle.pipeline)
+    dept_with, dept_without = features_for(department_pipeline, records)
+    subset = records.loc[mask].reset_index(drop=True)
+    scored = score_time_to_close(time_bundle, with_type, subset)
+    ttc, tables = time_to_close_summary(scored)
+    department = department_summary(department_bundle, dept_with.values[mask], dept_without.values[mask], subset)
+    summary = {
+        "time_to_close": ttc,
+        "department": department,
+        "period": {
+            "start": subset["created_at"].min().isoformat() if len(subset) else None,
+            "end": subset["created_at"].max().isoformat() if len(subset) else None,
+            "rows": int(len(subset)),
+        },
+    }
+    return Evaluation(summary=summary, tables=tables, scored=scored)
+
+
+def write_tables(evaluation: Evaluation, folder: Path) -> list[Path]:
+    """Per-group tables as CSV (logged to MLflow beside the plots)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, table in evaluation.tables.items():
+        path = folder / f"{name}.csv"
+        table.to_csv(path, index=False)
+        paths.append(path)
+    return paths

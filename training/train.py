@@ -1,0 +1,273 @@
+"""`eta311 train`: features -> time-to-close and department models -> temporal evaluation -> MLflow.
+
+Stages (each timed and logged): prepare (sort, split, fit the feature pipeline, point-in-time features),
+time-to-close (quantiles, conformal calibration, horizons), department (multiclass, temperature),
+evaluation (temporal test beside the baselines, plots) and logging (one MLflow run, both models registered
+with alias `challenger`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from features.pipeline import FeatureMatrix, FeaturePipeline
+from features.schema import INTAKE_COLUMNS, RECORD_COLUMNS
+from serving.bundle import ModelBundle, predict_time_to_close, quantile_key
+from training import models
+from training.baselines import TypeMajorityDepartment, TypeMedianBaseline
+from training.evaluate import Evaluation, evaluate_bundles, without_type
+from training.labels import (
+    effective_follow_up_days,
+    extraction_time,
+    follow_up_cohort,
+    horizon_labels,
+    observed_hours,
+)
+from training.split import TemporalSplit, temporal_split
+
+log = logging.getLogger(__name__)
+
+# Workload statistics whose growth must never shorten the estimate (monotone constraints).
+MONOTONE_PREFIXES = tuple(
+    f"wl_{level}_{stat}" for level in ("type", "dept", "area", "city") for stat in ("backlog", "median_hours")
+)
+OTHER_DEPARTMENT = "other"
+
+
+@dataclass
+class Prepared:
+    """Everything both models train from: sorted records, the split and the features of every row."""
+
+    records: pd.DataFrame
+    split: TemporalSplit
+    train: np.ndarray
+    calibration: np.ndarray
+    test: np.ndarray
+    extracted_at: pd.Timestamp
+    pipeline: FeaturePipeline
+    features: FeatureMatrix
+    features_no_type: FeatureMatrix
+
+
+@dataclass
+class TrainResult:
+    run_id: str | None
+    versions: dict[str, str]
+    evaluation: Evaluation
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    bundles: dict[str, ModelBundle] = field(default_factory=dict)
+
+
+@contextmanager
+def timed(stages: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    log.info("stage %s ...", name)
+    yield
+    stages[name] = time.perf_counter() - started
+    log.info("stage %s done in %.1fs", name, stages[name])
+
+
+def canonical_order(records: pd.DataFrame) -> pd.DataFrame:
+    """Rows in an order fixed by their content (not by file order or request id), so training is invariant
+    to both: by creation time, then every other field except the id."""
+    keys = [
+        c
+        for c in RECORD_COLUMNS
+        if c in records.columns and c not in ("request_id", "source_row", "source_file", "source_format")
+    ]
+    return records.sort_values(keys, kind="stable", na_position="last", ignore_index=True)
+
+
+def data_digest(records: pd.DataFrame) -> str:
+    """A content hash of the training data (order-independent after canonical ordering)."""
+    hashed = pd.util.hash_pandas_object(
+        records[list(INTAKE_COLUMNS) + ["closed_at", "status", "department"]], index=False
+    )
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def prepare(records: pd.DataFrame, spec: dict[str, Any], test_start: pd.Timestamp | None = None) -> Prepared:
+    """Sort, split by time, fit the feature pipeline on the training part, featurise every row."""
+    records = canonical_order(records)
+    split_spec = spec["split"]
+    calibration_spec = spec["calibration"]
+    if test_start is None:
+        split = temporal_split(
+            records["created_at"],
+            split_spec["test_fraction"],
+            split_spec["max_test_days"],
+            calibration_spec["slice_fraction"],
+            calibration_spec["max_slice_days"],
+        )
+    else:
+        before = records.loc[records["created_at"] < test_start, "created_at"]
+        if len(before) < 10 or (records["created_at"] >= test_start).sum() == 0:
+            raise ValueError(f"--test-start {test_start.isoformat()} leaves no training or no test rows")
+        inner = temporal_split(before, calibration_spec["slice_fraction"], calibration_spec["max_slice_days"])
+        split = TemporalSplit(inner.test_start, test_start, records["created_at"].max())
+    train, calibration, test = split.masks(records["created_at"])
+    log.info(
+        "split: train %d, calibration %d, test %d rows (%s)",
+        train.sum(),
+        calibration.sum(),
+        test.sum(),
+        split.to_dict(),
+    )
+    pipeline = FeaturePipeline().fit(records.loc[train])
+    features = pipeline.transform(records)
+    features_no_type = pipeline.transform(without_type(records))
+    return Prepared(
+        records, split, train, calibration, test, extraction_time(records), pipeline, features, features_no_type
+    )
+
+
+def _time_rows(prep: Prepared, mask: np.ndarray, follow_up_days: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row indices and log1p(duration) of the quantile population within `mask`: resolved requests and
+    open ones censored at their age, restricted to cohorts with full follow-up."""
+    duration, _ = observed_hours(prep.records, prep.extracted_at)
+    cohort = follow_up_cohort(prep.records, follow_up_days, prep.extracted_at).to_numpy()
+    keep = mask & cohort & duration.notna().to_numpy()
+    if keep.sum() < 50:  # short exports: fall back to every resolved request in the mask
+        keep = mask & duration.notna().to_numpy()
+    rows = np.flatnonzero(keep)
+    return rows, np.log1p(duration.to_numpy()[rows])
+
+
+def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: models.Engine) -> ModelBundle:
+    """Quantile boosters on the follow-up cohort, conformal offsets on the calibration slice, horizons."""
+    follow_up = effective_follow_up_days(prep.records.loc[prep.train | prep.calibration], spec["follow_up_days"])
+    matrix = prep.features.values
+    names, categorical = prep.features.feature_names, prep.features.categorical_features
+    monotone = models.monotone_constraints(names, MONOTONE_PREFIXES)
+    rows, log_hours = _time_rows(prep, prep.train, follow_up)
+    boosters, bases = engine.fit_quantiles(matrix[rows], log_hours, names, categorical, spec, monotone)
+    horizon_rows = np.flatnonzero(prep.train)
+    labels = {
+        float(h): horizon_labels(prep.records, h, prep.extracted_at).to_numpy()[horizon_rows]
+        for h in spec["horizons_days"]
+    }
+    boosters |= engine.fit_horizons(matrix[horizon_rows], labels, names, categorical, spec, monotone)
+
+    bundle = ModelBundle("time_to_close", spec, prep.pipeline.to_dict(), boosters, {"log_base": bases})
+    cal_rows, cal_log = _time_rows(prep, prep.calibration, follow_up)
+    raw = predict_time_to_close(bundle, matrix[cal_rows])
+    predicted_log = np.log1p(np.column_stack([raw[quantile_key(q)] for q in spec["quantiles"]]))
+    offsets = models.conformal_offsets(predicted_log, cal_log, spec["calibration"]["coverage"])
+    bundle.calibration.update(
+        {"log_offsets": offsets, "n_calibration": int(len(cal_rows)), "follow_up_days": follow_up}
+    )
+    baseline = TypeMedianBaseline().fit(prep.records.loc[prep.train | prep.calibration])
+    bundle.metadata.update(
+        {
+            "baseline_type_median_hours": {str(k): float(v) for k, v in baseline.medians_.items()},
+            "baseline_global_median_hours": baseline.global_median_,
+            "n_train_rows": int(len(rows)),
+        }
+    )
+    log.info(
+        "time to close: %d quantile rows, %d calibration rows, offsets %s",
+        len(rows),
+        len(cal_rows),
+        [round(o, 3) for o in offsets],
+    )
+    return bundle
+
+
+def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.Engine) -> ModelBundle:
+    """Multiclass over departments seen at least `min_class_count` times; some rows shown without type."""
+    departments = prep.records["department"]
+    train_known = prep.train & departments.notna().to_numpy()
+    counts = departments[train_known].value_counts()
+    classes = sorted(counts[counts >= spec["min_class_count"]].index.tolist())
+    if OTHER_DEPARTMENT not in classes and (counts < spec["min_class_count"]).any():
+        classes.append(OTHER_DEPARTMENT)
+    if len(classes) < 2:
+        classes = sorted(counts.index.tolist()) + ([OTHER_DEPARTMENT] if len(counts) < 2 else [])
+    index = {name: i for i, name in enumerate(classes)}
+    fallback = index.get(OTHER_DEPARTMENT, 0)
+    codes = np.array([index.get(d, fallback) for d in departments.astype("str").fillna("").to_numpy()])
+
+    rows = np.flatnonzero(train_known)
+    rng = np.random.default_rng(int(spec["params"].get("seed", 0)))
+    dropped = rows[rng.random(len(rows)) < float(spec["type_dropout"])]
+    matrix = np.vstack([prep.features.values[rows], prep.features_no_type.values[dropped]])
+    target = np.concatenate([codes[rows], codes[dropped]])
+    names, categorical = prep.features.feature_names, prep.features.categorical_features
+    booster = engine.fit_department(matrix, target, len(classes), names, categorical, spec)
+
+    cal = np.flatnonzero(prep.calibration & departments.notna().to_numpy())
+    logits = booster.predict(prep.features.values[cal], raw_score=True).reshape(len(cal), -1)
+    temperature = models.fit_temperature(logits, codes[cal])
+    majority = TypeMajorityDepartment().fit(prep.records.loc[prep.train | prep.calibration])
+    metadata = {
+        "classes": classes,
+        "other_class": OTHER_DEPARTMENT,
+        "n_train_rows": int(len(matrix)),
+        "baseline_type_majority": {str(k): str(v) for k, v in majority.majority_.items()},
+        "baseline_overall_majority": majority.overall_,
+    }
+    log.info(
+        "department: %d classes, %d rows (%d without type), temperature %.3f",
+        len(classes),
+        len(matrix),
+        len(dropped),
+        temperature,
+    )
+    return ModelBundle(
+        "department", spec, prep.pipeline.to_dict(), {"department": booster}, {"temperature": temperature}, metadata
+    )
+
+
+def train_models(
+    records: pd.DataFrame,
+    specs: dict[str, dict[str, Any]],
+    engine: models.Engine | None = None,
+    test_start: pd.Timestamp | None = None,
+) -> TrainResult:
+    """Train and evaluate both models without touching MLflow (the library core of `eta311 train`)."""
+    engine = engine or models.LocalEngine()
+    stages: dict[str, float] = {}
+    with timed(stages, "features"):
+        prep = prepare(records, specs["time_to_close"], test_start)
+    with timed(stages, "time_to_close"):
+        time_bundle = fit_time_to_close(prep, specs["time_to_close"], engine)
+    with timed(stages, "department"):
+        department_bundle = fit_department_model(prep, specs["department"], engine)
+    with timed(stages, "evaluation"):
+        evaluation = evaluate_bundles(time_bundle, department_bundle, prep.records, prep.test)
+    info = {
+        "split": prep.split.to_dict(),
+        "extracted_at": prep.extracted_at.isoformat(),
+        "data_digest": data_digest(prep.records),
+        "rows": int(len(prep.records)),
+        "engine": engine.name,
+    }
+    for bundle in (time_bundle, department_bundle):
+        bundle.metadata.update(info)
+    result = TrainResult(None, {}, evaluation, stages, {"time_to_close": time_bundle, "department": department_bundle})
+    result.prepared = prep  # type: ignore[attr-defined]
+    return result
+
+
+def save_bundles(result: TrainResult, folder: Path) -> dict[str, Path]:
+    return {kind: bundle.save(folder / kind) for kind, bundle in result.bundles.items()}
+
+
+def evaluation_json(evaluation: Evaluation) -> str:
+    return json.dumps(evaluation.summary, indent=2, default=float)
+
+
+def scratch_dir() -> tempfile.TemporaryDirectory:
+    return tempfile.TemporaryDirectory(prefix="eta311-train-")
