@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import date
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,7 +27,7 @@ app = typer.Typer(
 log = logging.getLogger("eta311")
 
 
-class InputFormat(str, Enum):
+class InputFormat(StrEnum):
     auto = "auto"
     la = "la"
     nyc = "nyc"
@@ -37,7 +37,7 @@ class InputFormat(str, Enum):
     open311 = "open311"
 
 
-class SynthFormat(str, Enum):
+class SynthFormat(StrEnum):
     parquet = "parquet"
     la = "la"
 
@@ -156,3 +156,208 @@ def demo(
     passed = run_demo(settings, rows=rows, seed=seed, echo=typer.echo)
     if not passed:
         raise typer.Exit(1)
+
+
+class Engine(StrEnum):
+    local = "local"
+    dask = "dask"
+
+
+class Alias(StrEnum):
+    champion = "champion"
+    challenger = "challenger"
+    previous = "previous"
+
+
+def _tracking(settings: Settings) -> None:
+    from serving.registry import configure_tracking
+
+    configure_tracking(settings.tracking_uri, settings.mlflow_artifacts_dir)
+
+
+def _read(data: Path):
+    from features.schema import read_records
+
+    if not data.is_file():
+        raise _fail(f"{data}: no such file")
+    try:
+        return read_records(data)
+    except (KeyError, ValueError, OSError) as error:
+        raise _fail(f"{data}: not a canonical records file (run `eta311 ingest` first): {error}") from error
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Argument(help="Canonical records Parquet (from ingest or synth).", show_default=False)],
+    spec: Annotated[Path | None, typer.Option("--spec", help="Folder with the model specs (default models/).")] = None,
+    engine: Annotated[Engine, typer.Option("--engine", help="Train locally or on a Dask cluster.")] = Engine.local,
+    dask_scheduler: Annotated[
+        str | None, typer.Option("--dask-scheduler", help="Existing Dask scheduler address (default: a LocalCluster).")
+    ] = None,
+    test_start: Annotated[
+        str | None, typer.Option("--test-start", help="Test on requests created from this date (default: by share).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train both models, evaluate on a temporal test, log one MLflow run and register two challengers."""
+    import pandas as pd
+
+    from training.spec import SpecError, load_specs
+    from training.tracking import log_training
+    from training.train import make_engine, train_models
+
+    settings = Settings.from_env().ensure()
+    try:
+        specs = load_specs(spec)
+    except SpecError as error:
+        raise _fail(str(error), 2) from error
+    records = _read(data)
+    start = pd.Timestamp(test_start, tz="UTC") if test_start else None
+    _tracking(settings)
+    with make_engine(engine.value, dask_scheduler) as trainer:
+        try:
+            result = train_models(records, specs, trainer, start)
+        except ValueError as error:
+            raise _fail(f"{data}: {error}") from error
+    snapshot = result.prepared.pipeline.workload_snapshot(result.prepared.records, result.prepared.extracted_at)
+    log_training(result, str(data.resolve()), result.prepared.records, snapshot, specs)
+    settings.snapshots_dir.mkdir(parents=True, exist_ok=True)
+    snapshot.to_parquet(settings.snapshots_dir / "latest.parquet", index=False)
+    summary = {
+        "run_id": result.run_id,
+        "versions": result.versions,
+        "evaluation": result.evaluation.summary,
+        "stage_seconds": result.stage_seconds,
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=float))
+        return
+    typer.echo(f"run id: {result.run_id}")
+    for name, version in result.versions.items():
+        typer.echo(f"{name}: version {version} (alias challenger)")
+    typer.echo(_evaluation_table(result.evaluation.summary))
+
+
+def _evaluation_table(summary: dict) -> str:
+    t, d = summary["time_to_close"], summary["department"]
+    if t.get("n", 0) == 0:
+        lines = ["time to close: no resolved requests in the test period"]
+    else:
+        lines = [
+            f"time to close on {t['n']} resolved test requests (hours)     MAE   median AE",
+            f"  model P50                                          {t['mae_hours']:7.1f} {t['median_ae_hours']:9.1f}",
+            f"  per-type median (static SLA)                       {t['baseline_type_median_mae_hours']:7.1f} "
+            f"{t['baseline_type_median_median_ae_hours']:9.1f}",
+            f"  global median                                      {t['baseline_global_median_mae_hours']:7.1f} "
+            f"{t['baseline_global_median_median_ae_hours']:9.1f}",
+            f"  P10-P90 coverage {t['coverage_p10_p90']:.3f} (target 0.80)",
+        ]
+        if "baseline_city_target_mae_hours" in t:
+            lines.append(
+                f"  city's own target                                  {t['baseline_city_target_mae_hours']:7.1f} "
+                f"{t['baseline_city_target_median_ae_hours']:9.1f}"
+            )
+    if d.get("n", 0):
+        lines += [
+            f"department on {d['n']} test requests: accuracy {d['accuracy']:.3f}, top-3 {d['top3_accuracy']:.3f}, "
+            f"without type {d['accuracy_without_type']:.3f}; per-type majority baseline "
+            f"{d['baseline_type_majority_accuracy']:.3f}",
+        ]
+    return "\n".join(lines)
+
+
+@app.command()
+def evaluate(
+    data: Annotated[Path, typer.Argument(help="Canonical records Parquet to score.", show_default=False)],
+    alias: Annotated[Alias, typer.Option("--alias", help="Which registered versions to score.")] = Alias.champion,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Score the registered models on DATA (every row; earlier rows are workload history) beside baselines."""
+    from serving.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
+    from training.evaluate import evaluate_bundles
+
+    settings = Settings.from_env().ensure()
+    records = _read(data)
+    _tracking(settings)
+    try:
+        time_model = load_model(TIME_TO_CLOSE, alias.value)
+        department_model = load_model(DEPARTMENT, alias.value)
+    except RegistryError as error:
+        raise _fail(str(error)) from error
+    evaluation = evaluate_bundles(time_model.bundle, department_model.bundle, records)
+    summary = evaluation.summary | {
+        "model": {
+            "alias": alias.value,
+            "time_to_close_version": time_model.version,
+            "department_version": department_model.version,
+        }
+    }
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=float))
+    else:
+        typer.echo(_evaluation_table(summary))
+
+
+@app.command()
+def promote(
+    force: Annotated[bool, typer.Option("--force", help="Promote without applying the spec's rule.")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Make the challengers champions when they beat the champions on the same temporal test."""
+    from training.promote import promote as run_promote
+
+    _tracking(Settings.from_env().ensure())
+    decisions = run_promote(force)
+    _print_decisions(decisions, as_json)
+
+
+@app.command()
+def rollback(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Restore the previous champions."""
+    from training.promote import rollback as run_rollback
+
+    _tracking(Settings.from_env().ensure())
+    decisions = run_rollback()
+    _print_decisions(decisions, as_json)
+    if not any(d.promoted for d in decisions):
+        raise typer.Exit(1)
+
+
+def _print_decisions(decisions, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps([d.to_dict() for d in decisions], indent=2))
+        return
+    for d in decisions:
+        verdict = "promoted" if d.promoted else "kept"
+        typer.echo(f"{d.model}: {verdict}; champion {d.champion_before} -> {d.champion_after}: {d.reason}")
+
+
+@app.command()
+def snapshot(
+    data: Annotated[Path, typer.Argument(help="Canonical records Parquet (history up to now).", show_default=False)],
+    out: Annotated[Path | None, typer.Option("--out", help="Parquet to write (default ETA311_HOME/snapshots).")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="Instant (ISO 8601); default: latest in DATA.")] = None,
+) -> None:
+    """Write today's workload table (what the service looks requests up in), keyed like the champion."""
+    import pandas as pd
+
+    from features.pipeline import FeaturePipeline
+    from serving.registry import CHAMPION, TIME_TO_CLOSE, RegistryError, load_model
+    from training.labels import extraction_time
+
+    settings = Settings.from_env().ensure()
+    records = _read(data)
+    _tracking(settings)
+    try:
+        pipeline = FeaturePipeline.from_dict(load_model(TIME_TO_CLOSE, CHAMPION).bundle.pipeline)
+    except RegistryError:
+        log.warning("no champion registered: the type -> department map is learned from %s", data)
+        pipeline = FeaturePipeline().fit(records)
+    instant = pd.Timestamp(as_of) if as_of else extraction_time(records)
+    if instant.tzinfo is None:
+        instant = instant.tz_localize("UTC")
+    table = pipeline.workload_snapshot(records, instant)
+    out = out or settings.snapshots_dir / "latest.parquet"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out, index=False)
+    typer.echo(f"wrote workload snapshot as of {instant.isoformat()} ({len(table)} keys) to {out}")

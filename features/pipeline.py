@@ -56,6 +56,7 @@ from features.workload import (
     LEVELS,
     WorkloadSnapshot,
     WorkloadSpec,
+    clean_text,
     learn_type_department,
     row_keys,
     text_codes,
@@ -128,14 +129,6 @@ class FeatureMatrix:
     def warning_counts(self) -> dict[str, int]:
         """How many rows each source flagged (e.g. for a log line after a bulk transform)."""
         return {source: len(rows) for source, rows, _ in self.notes if len(rows)}
-
-
-def _clean_text(value: object) -> str | None:
-    """A text field or None when missing/blank: the per-request twin of the vectorised masking."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    text = str(value)
-    return text if text.strip() else None
 
 
 def _as_datetime(value: object) -> dt.datetime:
@@ -359,7 +352,7 @@ class FeaturePipeline(BaseEstimator):
         warnings: list[list[str]] | None,
     ) -> list[float]:
         messages: list[str] = []
-        city = _clean_text(row.get("city")) or ""
+        city = clean_text(row.get("city")) or ""
         created_at = row.get("created_at")
         if created_at is None:
             created_at = dt.datetime.now(dt.UTC)
@@ -373,16 +366,16 @@ class FeaturePipeline(BaseEstimator):
             messages.append(OUTSIDE_CITY_WARNING)
         values = [lat, lon, *calendar_row(wall, city)]
 
-        request_type = _clean_text(row.get("request_type"))
+        request_type = clean_text(row.get("request_type"))
         department = self.type_department_.get(city, {}).get(request_type) if request_type is not None else None
         cell = grid_cell_row(lat, lon, self.grid_deg)
         raw_fields = {
             "city": city or None,
             "request_type": request_type,
-            "source": _clean_text(row.get("source")),
-            "council_district": _clean_text(row.get("council_district")),
-            "neighborhood": _clean_text(row.get("neighborhood")),
-            "zip_code": _clean_text(row.get("zip_code")),
+            "source": clean_text(row.get("source")),
+            "council_district": clean_text(row.get("council_district")),
+            "neighborhood": clean_text(row.get("neighborhood")),
+            "zip_code": clean_text(row.get("zip_code")),
             "grid_cell": cell if cell >= 0 else None,
             "type_department": department,
         }
@@ -400,7 +393,7 @@ class FeaturePipeline(BaseEstimator):
             else:
                 values.append(code)
 
-        values.extend(hash_text_row(_clean_text(row.get("description")), self.n_text_buckets))
+        values.extend(hash_text_row(clean_text(row.get("description")), self.n_text_buckets))
 
         keys = row_keys(row, self.type_department_)
         if snapshot is None:

@@ -100,7 +100,11 @@ def with_record_columns(records: pd.DataFrame) -> pd.DataFrame:
     if missing:
         n = len(records)
         records = records.assign(
-            **{name: pd.Series([None] * n, index=records.index).astype(dtype) for name, dtype in missing.items()}
+            **{
+                # An all-missing integer column needs the nullable dtype.
+                name: pd.Series([None] * n, index=records.index).astype("Int64" if dtype == "int64" else dtype)
+                for name, dtype in missing.items()
+            }
         )
     if records["created_at"].isna().any():
         raise ValueError("created_at is missing on some rows; quarantine them before computing features")
@@ -142,18 +146,18 @@ def learn_type_department(records: pd.DataFrame) -> dict[str, dict[str, str]]:
 
 def row_keys(row: Mapping[str, object], type_department: TypeDepartment) -> dict[str, str | None]:
     """The key of one request at each level (None where it has none); the per-request form of `_level_keys`."""
-    city = _clean(row.get("city")) or ""
-    request_type = _clean(row.get("request_type"))
+    city = clean_text(row.get("city")) or ""
+    request_type = clean_text(row.get("request_type"))
     department = type_department.get(city, {}).get(request_type) if request_type is not None else None
     return {
         "type": request_type,
         "dept": department,
-        "area": _clean(row.get("council_district")),
+        "area": clean_text(row.get("council_district")),
         "city": city,
     }
 
 
-def _clean(value: object) -> str | None:
+def clean_text(value: object) -> str | None:
     """A text field as the key it is, or None when missing/blank (the same rule as the vectorised path)."""
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return None

@@ -121,3 +121,21 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+SNAPSHOT_FILE = "snapshot.parquet"
+
+
+def save_snapshot_frame(folder: str | Path, frame) -> Path:
+    """Store a workload snapshot table next to a bundle (Parquet)."""
+    path = Path(folder) / SNAPSHOT_FILE
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def load_snapshot_frame(folder: str | Path):
+    """The workload snapshot saved with a bundle, or None."""
+    import pandas as pd
+
+    matches = list(Path(folder).rglob(SNAPSHOT_FILE))
+    return pd.read_parquet(matches[0]) if matches else None

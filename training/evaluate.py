@@ -141,27 +141,41 @@ def features_for(pipeline: FeaturePipeline, records: pd.DataFrame) -> tuple[Feat
     return pipeline.transform(records), pipeline.transform(without_type(records))
 
 
+def evaluate_time_bundle(
+    bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame], pd.DataFrame]:
+    """Time-to-close metrics of one bundle on the `mask` rows of `records` (all rows are workload history)."""
+    pipeline = FeaturePipeline.from_dict(bundle.pipeline)
+    matrix = pipeline.transform(records).values[mask]
+    scored = score_time_to_close(bundle, matrix, records.loc[mask].reset_index(drop=True))
+    summary, tables = time_to_close_summary(scored)
+    return summary, tables, scored
+
+
+def evaluate_department_bundle(bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray) -> dict[str, Any]:
+    """Department metrics of one bundle on the `mask` rows, with and without the request type."""
+    with_type, no_type = features_for(FeaturePipeline.from_dict(bundle.pipeline), records)
+    return department_summary(
+        bundle, with_type.values[mask], no_type.values[mask], records.loc[mask].reset_index(drop=True)
+    )
+
+
 def evaluate_bundles(
     time_bundle: ModelBundle, department_bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray | None = None
 ) -> Evaluation:
     """Score both bundles on `records` (restricted to `mask` rows; the rest serve as workload history)."""
     records = records.reset_index(drop=True)
-    mask = np.ones(len(records), dtype=bool) if mask is None else mask
-    time_pipeline = FeaturePipeline.from_dict(time_bundle.pipeline)
-    with_type = time_pipeline.transform(records).values[mask]
-    department_pipeline = FeaturePipeline.from_dict(department_bundle.pipeline)
-    dept_with, dept_without = features_for(department_pipeline, records)
-    subset = records.loc[mask].reset_index(drop=True)
-    scored = score_time_to_close(time_bundle, with_type, subset)
-    ttc, tables = time_to_close_summary(scored)
-    department = department_summary(department_bundle, dept_with.values[mask], dept_without.values[mask], subset)
+    mask = np.ones(len(records), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
+    ttc, tables, scored = evaluate_time_bundle(time_bundle, records, mask)
+    department = evaluate_department_bundle(department_bundle, records, mask)
+    created = records.loc[mask, "created_at"]
     summary = {
         "time_to_close": ttc,
         "department": department,
         "period": {
-            "start": subset["created_at"].min().isoformat() if len(subset) else None,
-            "end": subset["created_at"].max().isoformat() if len(subset) else None,
-            "rows": int(len(subset)),
+            "start": created.min().isoformat() if len(created) else None,
+            "end": created.max().isoformat() if len(created) else None,
+            "rows": int(mask.sum()),
         },
     }
     return Evaluation(summary=summary, tables=tables, scored=scored)

@@ -271,3 +271,15 @@ def evaluation_json(evaluation: Evaluation) -> str:
 
 def scratch_dir() -> tempfile.TemporaryDirectory:
     return tempfile.TemporaryDirectory(prefix="eta311-train-")
+
+
+@contextmanager
+def make_engine(name: str, scheduler: str | None = None) -> Iterator[models.Engine]:
+    """The training engine for `--engine`: local LightGBM, or LightGBM on a Dask cluster."""
+    if name == "local":
+        yield models.LocalEngine()
+        return
+    from training.dask_engine import dask_engine
+
+    with dask_engine(scheduler) as engine:
+        yield engine

@@ -77,9 +77,7 @@ def parse_local_time(values: pd.Series, timezone: str, fmt: str | None = None) -
         parsed = pd.to_datetime(text, errors="coerce", format=fmt)
     if getattr(parsed.dt, "tz", None) is not None:
         return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
-    localized = parsed.dt.tz_localize(
-        timezone, ambiguous=np.ones(len(parsed), dtype=bool), nonexistent="shift_forward"
-    )
+    localized = parsed.dt.tz_localize(timezone, ambiguous=np.ones(len(parsed), dtype=bool), nonexistent="shift_forward")
     return localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
 
 
