@@ -212,7 +212,10 @@ def train(
     except SpecError as error:
         raise _fail(str(error), 2) from error
     records = _read(data)
-    start = pd.Timestamp(test_start, tz="UTC") if test_start else None
+    try:
+        start = pd.Timestamp(test_start, tz="UTC") if test_start else None
+    except ValueError as error:
+        raise _fail(f"--test-start: {test_start!r} is not a date", 2) from error
     _tracking(settings)
     with make_engine(engine.value, dask_scheduler) as trainer:
         try:
