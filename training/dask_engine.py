@@ -1,0 +1,303 @@
+"""`--engine dask`: the same LightGBM models trained data-parallel on a Dask cluster with `lightgbm.dask`.
+
+What runs where:
+
+* The feature pipeline, labels, the temporal split, conformal offsets, temperature scaling and evaluation run
+  in the client process exactly as with `--engine local` (pandas/numpy; the per-request feature work is
+  point-in-time and sequential, and on the data sizes this project sees it is a minor share of the time).
+* Only boosting is distributed: the feature matrix of each model is cut by rows into one chunk per Dask worker,
+  each chunk is scattered to its own worker, and `lightgbm.dask` runs LightGBM's data-parallel tree learner
+  there (histograms are all-reduced between workers each round). The fitted model comes back as a plain
+  `lgb.Booster` (`.to_local().booster_`), so bundles are saved, logged and served exactly like local ones.
+
+Rows are dealt to chunks stratified by label (sorted, then round-robin) rather than in time order, so every
+worker sees the whole period and every class: LightGBM builds its feature bins from each worker's own rows,
+and the Dask classifiers encode labels per worker, which silently breaks when a worker misses a class.
+
+Differences from the local engine (the tolerance test in tests/integration/test_dask_engine.py measures them):
+
+* Data-parallel histograms, bagging and feature bins drawn per worker, and one thread per worker: the trees are
+  not bit-identical to local ones, only statistically equivalent.
+* The quantile models use the same custom pinball objective and monotone constraints as local training (a
+  custom objective runs on each worker over its own rows, which is what data-parallel boosting needs).
+* A horizon whose known outcomes are all one class, or a department class with fewer rows than workers, is
+  fitted locally: there is nothing to distribute in a constant model, and the Dask classifier cannot encode it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import lightgbm as lgb
+import numpy as np
+
+from serving.bundle import horizon_key, quantile_key
+from training import models
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+log = logging.getLogger(__name__)
+
+# The local cluster started when no scheduler is given: two single-threaded workers fit this project's
+# two-core machines; threads (processes=False) avoid pickling every chunk into a worker process.
+LOCAL_WORKERS = 2
+LOCAL_THREADS_PER_WORKER = 1
+LOCAL_PROCESSES = False
+
+# LightGBM parameters the Dask trainer sets itself (it would warn and drop them).
+_DROPPED = ("num_threads", "n_jobs", "nthread", "num_thread", "num_machines")
+
+
+class _LightGBMToLogging:
+    """LightGBM's messages (its own and the native library's) as records of this module's logger.
+
+    Distributed training prints network set-up lines at info level from each worker before `verbose=-1`
+    takes effect in that worker's thread; left on stdout they would corrupt `eta311 train --json`.
+    """
+
+    def info(self, msg: str) -> None:
+        log.debug("lightgbm: %s", msg.strip())
+
+    def warning(self, msg: str) -> None:
+        if "will be ignored" in msg:  # n_jobs/num_threads: the Dask trainer sets threads per worker itself
+            log.debug("lightgbm: %s", msg)
+        else:
+            log.warning("lightgbm: %s", msg)
+
+
+@contextmanager
+def _lightgbm_messages_to_logging() -> Iterator[None]:
+    """Route LightGBM's messages to logging for the duration, then restore whatever logger was registered."""
+    basic = lgb.basic
+    previous = (
+        getattr(basic, "_LOGGER", None),
+        getattr(basic, "_INFO_METHOD_NAME", "info"),
+        getattr(basic, "_WARNING_METHOD_NAME", "warning"),
+    )
+    lgb.register_logger(_LightGBMToLogging())
+    try:
+        yield
+    finally:
+        if previous[0] is not None:
+            lgb.register_logger(*previous)
+
+
+class _Labels:
+    """Just enough of an `lgb.Dataset` (its label) to call the local engine's pinball objective unchanged."""
+
+    def __init__(self, label: np.ndarray) -> None:
+        self._label = label
+
+    def get_label(self) -> np.ndarray:
+        return self._label
+
+
+class SklearnPinball:
+    """`models.pinball_objective(q)` in the scikit-learn signature `(y_true, y_pred)` used by `lightgbm.dask`.
+
+    A class, not a closure, so it pickles to process-based workers; it delegates to the local objective so the
+    gradient and Hessian stay defined in one place.
+    """
+
+    def __init__(self, q: float) -> None:
+        self.q = q
+
+    def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return models.pinball_objective(self.q)(y_pred, _Labels(y_true))  # type: ignore[arg-type]
+
+
+def _sklearn_params(spec_params: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """Spec params (n_estimators included) as keyword arguments of a Dask LightGBM estimator."""
+    params, rounds = models._params(spec_params, **extra)
+    params = {k: v for k, v in params.items() if k not in _DROPPED}
+    return params | {"n_estimators": rounds}
+
+
+class DaskEngine(models.Engine):
+    """Trains the quantile, horizon and department boosters with `lightgbm.dask` on `client`'s workers."""
+
+    name = "dask"
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+
+    # -- data placement -------------------------------------------------------------------------------------
+
+    def _workers(self) -> list[str]:
+        workers = sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        if not workers:
+            raise RuntimeError("the Dask cluster has no workers")
+        return workers
+
+    def _placement(self, label: np.ndarray) -> list[tuple[str, np.ndarray]]:
+        """(worker, row indices) per chunk: one chunk per worker, stratified by label.
+
+        Sorting by label (stable, so time order is kept within a label) and dealing rows round-robin gives
+        every chunk a near-equal share of each label value and of each stretch of time: LightGBM bins features
+        from each worker's own rows, and the Dask classifiers encode labels per worker.
+        """
+        workers = self._workers()[: max(1, len(label))]
+        order = np.argsort(label, kind="stable")
+        return [(worker, np.sort(order[i :: len(workers)])) for i, worker in enumerate(workers)]
+
+    def _to_dask(self, array: np.ndarray, placement: list[tuple[str, np.ndarray]]) -> Any:
+        """`array`'s rows scattered chunk by chunk to their workers, as one row-chunked dask array.
+
+        `hash=False` gives every scatter a fresh key: with content-hashed keys, re-scattering the same matrix
+        for the next model raced the release of the previous one and the scheduler dropped the data.
+        """
+        import dask
+        import dask.array as da
+
+        parts = []
+        for worker, rows in placement:
+            [future] = self.client.scatter([array[rows]], workers=[worker], hash=False)
+            shape = (len(rows), *array.shape[1:])
+            parts.append(da.from_delayed(dask.delayed(future), shape=shape, dtype=array.dtype))
+        return da.concatenate(parts, axis=0)
+
+    def _fit(
+        self,
+        estimator_class: type,
+        params: dict[str, Any],
+        x: Any,
+        y: Any,
+        feature_names: Sequence[str],
+        categorical: Sequence[int],
+    ) -> lgb.Booster:
+        """Fit one Dask estimator on distributed (x, y) and hand back its plain booster."""
+        estimator = estimator_class(client=self.client, **params)
+        estimator.fit(x, y, feature_name=list(feature_names), categorical_feature=list(categorical))
+        return estimator.to_local().booster_
+
+    # -- the three model families ---------------------------------------------------------------------------
+
+    def fit_quantiles(
+        self,
+        matrix: np.ndarray,
+        log_hours: np.ndarray,
+        feature_names: Sequence[str],
+        categorical: Sequence[int],
+        spec: dict[str, Any],
+        monotone: list[int],
+    ) -> tuple[dict[str, lgb.Booster], dict[str, float]]:
+        """Pinball regressors per quantile on log1p(hours) minus the empirical quantile (the base), as locally."""
+        from lightgbm.dask import DaskLGBMRegressor
+
+        # The labels of all quantiles differ by a constant, so one placement and one scattered matrix serve all.
+        placement = self._placement(log_hours)
+        x = self._to_dask(matrix, placement)
+        boosters, bases = {}, {}
+        for q in spec["quantiles"]:
+            base = float(np.quantile(log_hours, q))
+            params = _sklearn_params(
+                spec["params"],
+                objective=SklearnPinball(float(q)),
+                monotone_constraints=monotone,
+                monotone_constraints_method="advanced",
+            )
+            key = quantile_key(q)
+            y = self._to_dask(log_hours - base, placement)
+            boosters[key] = self._fit(DaskLGBMRegressor, params, x, y, feature_names, categorical)
+            bases[key] = base
+            log.info("quantile %.2f fitted on %d rows (dask)", q, len(matrix))
+        return boosters, bases
+
+    def fit_horizons(
+        self,
+        matrix: np.ndarray,
+        labels: dict[float, np.ndarray],
+        feature_names: Sequence[str],
+        categorical: Sequence[int],
+        spec: dict[str, Any],
+        monotone: list[int],
+    ) -> dict[str, lgb.Booster]:
+        """Binary classifiers for P(closed within h days) on the rows where that outcome is known."""
+        from lightgbm.dask import DaskLGBMClassifier
+
+        n_workers = len(self._workers())
+        boosters = {}
+        for days, label in labels.items():
+            known = ~np.isnan(label)
+            y = label[known]
+            counts = np.bincount(y.astype(int), minlength=2)
+            if counts.min() < n_workers:
+                log.info("horizon %gd: a class has fewer rows than workers; fitted locally", days)
+                boosters |= models.fit_horizons(matrix, {days: label}, feature_names, categorical, spec, monotone)
+                continue
+            params = _sklearn_params(
+                spec["horizon_params"],
+                objective="binary",
+                monotone_constraints=[-m for m in monotone],
+                monotone_constraints_method="advanced",
+            )
+            placement = self._placement(y)
+            x, y_dask = self._to_dask(matrix[known], placement), self._to_dask(y.astype(int), placement)
+            boosters[horizon_key(days)] = self._fit(DaskLGBMClassifier, params, x, y_dask, feature_names, categorical)
+            log.info("horizon %gd fitted on %d rows (dask, positive share %.3f)", days, len(y), float(y.mean()))
+        return boosters
+
+    def fit_department(
+        self,
+        matrix: np.ndarray,
+        classes: np.ndarray,
+        n_classes: int,
+        feature_names: Sequence[str],
+        categorical: Sequence[int],
+        spec: dict[str, Any],
+    ) -> lgb.Booster:
+        """Multiclass over department codes 0..n_classes-1 (every class must reach every worker)."""
+        from lightgbm.dask import DaskLGBMClassifier
+
+        codes = classes.astype(int)
+        counts = np.bincount(codes, minlength=n_classes)
+        if counts.min() < len(self._workers()):
+            log.info("department: a class has fewer rows than workers; fitted locally")
+            return models.fit_department(matrix, classes, n_classes, feature_names, categorical, spec)
+        params = _sklearn_params(spec["params"], objective="multiclass")
+        placement = self._placement(codes)
+        x, y = self._to_dask(matrix, placement), self._to_dask(codes, placement)
+        booster = self._fit(DaskLGBMClassifier, params, x, y, feature_names, categorical)
+        log.info("department fitted on %d rows, %d classes (dask)", len(matrix), n_classes)
+        return booster
+
+
+def _quiet_worker() -> None:
+    """Run on each worker process: LightGBM's prints there would land on the parent's stdout too."""
+    lgb.register_logger(_LightGBMToLogging())
+
+
+@contextmanager
+def dask_engine(scheduler: str | None = None) -> Iterator[DaskEngine]:
+    """A `DaskEngine` on the cluster at `scheduler`, or on a local cluster started (and stopped) here."""
+    from distributed import Client, LocalCluster
+
+    with _lightgbm_messages_to_logging():
+        if scheduler:
+            log.info("connecting to the Dask scheduler at %s", scheduler)
+            with Client(scheduler) as client:
+                yield DaskEngine(client)
+            return
+        with (
+            LocalCluster(
+                n_workers=LOCAL_WORKERS,
+                threads_per_worker=LOCAL_THREADS_PER_WORKER,
+                processes=LOCAL_PROCESSES,
+                dashboard_address=None,
+                silence_logs=logging.WARNING,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            if LOCAL_PROCESSES:
+                client.run(_quiet_worker)
+            log.info(
+                "started a local Dask cluster: %d workers x %d thread(s), %s",
+                LOCAL_WORKERS,
+                LOCAL_THREADS_PER_WORKER,
+                "processes" if LOCAL_PROCESSES else "threads in this process",
+            )
+            yield DaskEngine(client)
