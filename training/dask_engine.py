@@ -267,7 +267,16 @@ class DaskEngine(models.Engine):
 
 
 def _quiet_worker() -> None:
-    """Run on each worker process: LightGBM's prints there would land on the parent's stdout too."""
+    """Run in each local worker process: its stdout becomes stderr, and LightGBM's messages go to logging.
+
+    LightGBM's socket listener thread prints "Listening..." straight to the C stdout of the worker, whatever
+    the verbosity; the worker inherits this process's stdout, where it would corrupt `eta311 train --json`.
+    """
+    import os
+    import sys
+
+    sys.stdout.flush()
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     lgb.register_logger(_LightGBMToLogging())
 
 
