@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -209,7 +210,10 @@ def calendar_from_wall(wall_us: np.ndarray, cities: CityLike) -> dict[str, np.nd
     """Calendar columns from local wall-clock microseconds (see `local_wall_us`)."""
     n = len(wall_us)
     day = np.floor_divide(wall_us, DAY_US)
-    hour = np.floor_divide(wall_us - day * DAY_US, HOUR_US)
+    time_of_day = wall_us - day * DAY_US
+    # Exactly 00:00:00.000000 local is how date-only exports write a request (NYC 2012-13 sets whole
+    # agencies' complaints to midnight): the hour is unknown there, not 0 — else a model learns the format.
+    hour = np.where(time_of_day == 0, np.nan, np.floor_divide(time_of_day, HOUR_US))
     weekday = (day + 3) % 7
     dates = day.astype("datetime64[D]")
     month = dates.astype("datetime64[M]").astype(np.int64) % 12 + 1
@@ -251,7 +255,8 @@ def _holidays_and_next(city: str, day: np.ndarray) -> tuple[np.ndarray, np.ndarr
 def calendar_row(wall_us: int, city: str) -> tuple[float, ...]:
     """The `CALENDAR_FEATURES` values for one request from its local wall clock (see `local_wall_us_row`)."""
     day = wall_us // DAY_US
-    hour = (wall_us - day * DAY_US) // HOUR_US
+    time_of_day = wall_us - day * DAY_US
+    hour = math.nan if time_of_day == 0 else time_of_day // HOUR_US
     weekday = (day + 3) % 7
     date = dt.date.fromordinal(day + _EPOCH_ORDINAL)
     day_of_year = day - (dt.date(date.year, 1, 1).toordinal() - _EPOCH_ORDINAL) + 1

@@ -52,6 +52,7 @@ from features.calendar import (
 )
 from features.geo import DEFAULT_GRID_DEG, clean_coordinates, clean_coordinates_row, grid_cell_row, grid_cells
 from features.text import DEFAULT_BUCKETS, hash_text_row, hash_texts_table, text_feature_names
+from features.types import MIN_SIMILARITY, NearestType
 from features.workload import (
     LEVELS,
     WorkloadSnapshot,
@@ -68,7 +69,9 @@ from features.workload import (
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "eta311.feature_pipeline"
-STATE_VERSION = 1
+STATE_VERSION = 2
+# Version 1 states (before the type's words were hashed) load with type_words=False: the same features.
+_COMPATIBLE_VERSIONS = {1: {"type_words": False, "nearest_type_similarity": 0.0}, 2: {}}
 
 # Categorical fields, in column order. City-scoped ones are coded as "city|value".
 CATEGORICAL_FIELDS: tuple[str, ...] = (
@@ -146,6 +149,11 @@ class FeaturePipeline(BaseEstimator):
     Parameters
     ----------
     n_text_buckets: number of hashed bag-of-words columns of the description.
+    nearest_type_similarity: an unseen request type takes the usual department of the known type whose name
+        it resembles most, at least this much (``features.types``); 0 turns that off.
+    type_words: hash the request type's words into the same bag as the description's, so that a type name
+        never seen in training still says something ("HEAT/HOT WATER" shares "heat" with "HEATING" and
+        its "HEAT" descriptors).
     grid_deg: grid cell size in degrees for the location area key.
     max_categories: per categorical field, keep at most this many values (the most frequent in fit).
     min_category_count: a value must occur this often in fit to get its own code.
@@ -156,6 +164,8 @@ class FeaturePipeline(BaseEstimator):
     def __init__(
         self,
         n_text_buckets: int = DEFAULT_BUCKETS,
+        type_words: bool = True,
+        nearest_type_similarity: float = MIN_SIMILARITY,
         grid_deg: float = DEFAULT_GRID_DEG,
         max_categories: int = 2000,
         min_category_count: int = 1,
@@ -163,6 +173,8 @@ class FeaturePipeline(BaseEstimator):
         median_window_days: int = 28,
     ) -> None:
         self.n_text_buckets = n_text_buckets
+        self.type_words = type_words
+        self.nearest_type_similarity = nearest_type_similarity
         self.grid_deg = grid_deg
         self.max_categories = max_categories
         self.min_category_count = min_category_count
@@ -182,6 +194,7 @@ class FeaturePipeline(BaseEstimator):
         self.categorical_features_ = [self.feature_names_.index(name) for name in CATEGORICAL_FIELDS]
         self.n_rows_fit_ = len(records)
         self.__dict__.pop("_lookup_cache", None)
+        self.__dict__.pop("_nearest_cache", None)
         log.info(
             "feature pipeline fitted on %d rows: %s",
             len(records),
@@ -238,7 +251,7 @@ class FeaturePipeline(BaseEstimator):
         missing_code = cell_list.index(-1) if -1 in cell_list else -2
         cell_codes = np.where(cell_codes == missing_code, -1, cell_codes).astype(np.int64)
         fields["grid_cell"] = _Field(cell_codes, cell_list, cell_list)
-        fields["type_department"] = _department_field(fields["request_type"], type_department)
+        fields["type_department"] = _department_field(fields["request_type"], type_department, self._nearest_type())
         return fields
 
     # --- transform (many rows) -------------------------------------------------------------------------
@@ -286,7 +299,10 @@ class FeaturePipeline(BaseEstimator):
                 messages = np.array([unseen_warning(name, shown) for shown in field.shown], dtype=object)
                 notes.append((name, unseen, messages[field.codes[unseen]]))
 
-        text_codes_, table = hash_texts_table(records["description"], self.n_text_buckets)
+        text = records["description"]
+        if self.type_words:
+            text = text.fillna("").str.cat(records["request_type"].fillna(""), sep=" ")
+        text_codes_, table = hash_texts_table(text, self.n_text_buckets)
         text_start = position[text_feature_names(self.n_text_buckets)[0]]
         for j in range(table.shape[1]):
             matrix[:, text_start + j] = table[text_codes_, j]
@@ -336,6 +352,15 @@ class FeaturePipeline(BaseEstimator):
         out = [self._row_values(row, snapshot, lookups, warnings) for row in rows]
         return np.array(out, dtype=np.float64).reshape(len(rows), len(self.feature_names_))
 
+    def _nearest_type(self) -> NearestType | None:
+        """The unseen-type matcher for the fitted type -> department map (cached; not part of the state)."""
+        if self.nearest_type_similarity <= 0:
+            return None
+        matcher = self.__dict__.get("_nearest_cache")
+        if matcher is None:
+            matcher = self.__dict__["_nearest_cache"] = NearestType(self.type_department_, self.nearest_type_similarity)
+        return matcher
+
     def _lookups(self) -> dict[str, dict[Any, float]]:
         """value -> code dicts per field, derived from the vocabularies (cached; not part of the state)."""
         cache = self.__dict__.get("_lookup_cache")
@@ -367,7 +392,11 @@ class FeaturePipeline(BaseEstimator):
         values = [lat, lon, *calendar_row(wall, city)]
 
         request_type = clean_text(row.get("request_type"))
-        department = self.type_department_.get(city, {}).get(request_type) if request_type is not None else None
+        department = None
+        if request_type is not None:
+            department = self.type_department_.get(city, {}).get(request_type)
+            if department is None and self.nearest_type_similarity > 0:
+                department = self._nearest_type().department(city, request_type)
         cell = grid_cell_row(lat, lon, self.grid_deg)
         raw_fields = {
             "city": city or None,
@@ -393,7 +422,10 @@ class FeaturePipeline(BaseEstimator):
             else:
                 values.append(code)
 
-        values.extend(hash_text_row(clean_text(row.get("description")), self.n_text_buckets))
+        text = clean_text(row.get("description"))
+        if self.type_words:
+            text = f"{text or ''} {request_type or ''}"
+        values.extend(hash_text_row(text, self.n_text_buckets))
 
         keys = row_keys(row, self.type_department_)
         if snapshot is None:
@@ -432,9 +464,10 @@ class FeaturePipeline(BaseEstimator):
     @classmethod
     def from_dict(cls, state: Mapping[str, Any]) -> FeaturePipeline:
         """Rebuild a fitted pipeline from `to_dict` output (e.g. after a JSON round trip)."""
-        if state.get("format") != STATE_FORMAT or state.get("version") != STATE_VERSION:
-            raise ValueError(f"not a feature pipeline state (format {state.get('format')!r}, v{state.get('version')})")
-        params = dict(state["params"])
+        version = state.get("version")
+        if state.get("format") != STATE_FORMAT or version not in _COMPATIBLE_VERSIONS:
+            raise ValueError(f"not a feature pipeline state (format {state.get('format')!r}, v{version})")
+        params = _COMPATIBLE_VERSIONS[version] | dict(state["params"])
         params["intake_windows_days"] = tuple(params["intake_windows_days"])
         pipeline = cls(**params)
         pipeline.vocabularies_ = {name: list(values) for name, values in state["vocabularies_"].items()}
@@ -479,14 +512,19 @@ def _scoped_field(cities: CityCodes, codes: np.ndarray, labels: list[str]) -> _F
     return _Field(out, [f"{city}{_SCOPE_SEPARATOR}{value}" for city, value in pairs], [value for _, value in pairs])
 
 
-def _department_field(request_type: _Field, type_department: Mapping[str, Mapping[str, str]]) -> _Field:
-    """The usual department of each row's (city, type), coded within its city; -1 where unknown."""
+def _department_field(
+    request_type: _Field, type_department: Mapping[str, Mapping[str, str]], nearest: NearestType | None = None
+) -> _Field:
+    """The usual department of each row's (city, type), coded within its city; for a type the map does not
+    know, its nearest known type's department (when `nearest` is given); -1 where neither gives one."""
     keys: list[str] = []
     index: dict[str, int] = {}
     code_of_type = np.full(len(request_type.keys) + 1, -1, dtype=np.int64)
     for i, key in enumerate(request_type.keys):
         city, value = key.split(_SCOPE_SEPARATOR, 1)
         department = type_department.get(city, {}).get(value)
+        if department is None and nearest is not None:
+            department = nearest.department(city, value)
         if department is None:
             continue
         scoped = f"{city}{_SCOPE_SEPARATOR}{department}"

@@ -6,9 +6,11 @@ store or drift. Hashing is MurmurHash3 with seed 0 (scikit-learn's ``HashingVect
 ``alternate_sign=False, norm=None``), not Python's salted ``hash()``: the same text gives the same columns in
 every process.
 
-Only ``description`` is hashed, never ``request_type``: the type already enters as a categorical code, and
-the department model is trained with the type dropped from some rows so that it learns to route from the
-text alone — hashing the type into the text would put it back.
+The pipeline hashes the description together with the request type's words: the type also enters as a
+categorical code, but a code knows nothing of a type it has never seen, while its words do ("HEAT/HOT
+WATER" shares "heat" with last year's "HEATING" and its "HEAT" descriptors). The department model's type
+dropout stays honest: a row shown without its type loses the type's words too and must route from the
+description alone.
 
 Two forms of one definition, sharing the tokenizer and the bucket rule: ``hash_texts`` (bulk; each
 distinct text tokenised once, each distinct token hashed once, counts by ``np.bincount``) and

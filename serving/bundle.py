@@ -30,6 +30,8 @@ class ModelBundle:
     boosters: dict[str, lgb.Booster]
     calibration: dict[str, Any] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Derived lookups built on first use (never saved): prediction must not rebuild them per request.
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def save(self, folder: str | Path) -> Path:
         folder = Path(folder)
@@ -110,11 +112,49 @@ def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, 
 
 
 def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
-    """Calibrated class probabilities (rows sum to 1), columns in `bundle.metadata['classes']` order."""
+    """Calibrated class probabilities (rows sum to 1), columns in `bundle.metadata['classes']` order.
+
+    The booster's temperature-scaled probabilities are the prior; where the row's request type was seen in
+    training, that type's department counts are the evidence: p = (counts + m * p_model) / (n_type + m),
+    with the strength m fitted on the calibration slice. A type seen thousands of times is routed as its
+    history says (the majority baseline, which the booster alone trails slightly on a few rows), a rare type
+    leans on the booster, and an unseen or missing type gets the booster alone (text, location, source).
+    """
     raw = bundle.boosters["department"].predict(matrix, raw_score=True)
     raw = raw.reshape(len(matrix), -1)
     temperature = float(bundle.calibration.get("temperature", 1.0))
-    return softmax(raw / temperature)
+    probabilities = softmax(raw / temperature)
+    prior = bundle.calibration.get("type_counts")
+    if not prior:
+        return probabilities
+    return blend_type_counts(probabilities, matrix, bundle)
+
+
+def type_count_table(bundle: ModelBundle) -> tuple[int, np.ndarray]:
+    """(request_type column, dense counts per type code x class), built once per bundle and cached."""
+    cached = bundle.cache.get("type_count_table")
+    if cached is None:
+        prior = bundle.calibration["type_counts"]
+        column = list(bundle.pipeline["feature_names_"]).index("request_type")
+        n_types = len(bundle.pipeline["vocabularies_"]["request_type"])
+        table = np.zeros((n_types + 1, len(bundle.metadata["classes"])), dtype=np.float64)  # last row: none
+        for code, counts in zip(prior["codes"], prior["counts"], strict=True):
+            table[int(code)] = counts
+        cached = bundle.cache["type_count_table"] = (column, table)
+    return cached
+
+
+def blend_type_counts(
+    probabilities: np.ndarray, matrix: np.ndarray, bundle: ModelBundle, strength: float | None = None
+) -> np.ndarray:
+    """Posterior class probabilities: the type's counts on top of the model's probabilities (see above)."""
+    column, table = type_count_table(bundle)
+    strength = float(bundle.calibration["type_count_strength"] if strength is None else strength)
+    codes = matrix[:, column]
+    index = np.where(np.isnan(codes), len(table) - 1, np.nan_to_num(codes, nan=0.0)).astype(np.int64)
+    index = np.where((index < 0) | (index >= len(table)), len(table) - 1, index)
+    counts = table[index]
+    return (counts + strength * probabilities) / (counts.sum(axis=1, keepdims=True) + strength)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

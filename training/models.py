@@ -7,7 +7,7 @@ The `engine` argument picks plain `lightgbm.train` or the Dask trainer (training
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightgbm as lgb
@@ -185,6 +185,21 @@ def fit_temperature(logits: np.ndarray, classes: np.ndarray) -> float:
         else:
             lo = a
     return float(np.exp((lo + hi) / 2))
+
+
+def fit_count_strength(blend: Callable[[float], np.ndarray], classes: np.ndarray) -> float:
+    """The strength m of the model prior against a type's department counts, by log loss on the calibration
+    slice over a log grid (m large = the model alone; small = the type's history alone)."""
+    if len(classes) < 20:
+        return 10.0
+    grid = np.logspace(-1, 5, 25)
+
+    def loss(m: float) -> float:
+        probabilities = blend(m)
+        return float(-np.mean(np.log(np.clip(probabilities[np.arange(len(classes)), classes], 1e-12, 1.0))))
+
+    losses = [loss(float(m)) for m in grid]
+    return float(grid[int(np.argmin(losses))])
 
 
 class Engine:

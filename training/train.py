@@ -24,7 +24,7 @@ import pandas as pd
 
 from features.pipeline import FeatureMatrix, FeaturePipeline
 from features.schema import INTAKE_COLUMNS, RECORD_COLUMNS
-from serving.bundle import ModelBundle, predict_time_to_close, quantile_key
+from serving.bundle import ModelBundle, blend_type_counts, predict_time_to_close, quantile_key, softmax
 from training import models
 from training.baselines import TypeMajorityDepartment, TypeMedianBaseline
 from training.evaluate import Evaluation, evaluate_bundles, without_type
@@ -205,11 +205,25 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     matrix = np.vstack([prep.features.values[rows], prep.features_no_type.values[dropped]])
     target = np.concatenate([codes[rows], codes[dropped]])
     names, categorical = prep.features.feature_names, prep.features.categorical_features
+    excluded = excluded_columns(names, spec.get("exclude_features", []))
+    matrix[:, excluded] = np.nan  # a column that is all missing is never split on: the booster ignores it
     booster = engine.fit_department(matrix, target, len(classes), names, categorical, spec)
 
     cal = np.flatnonzero(prep.calibration & departments.notna().to_numpy())
     logits = booster.predict(prep.features.values[cal], raw_score=True).reshape(len(cal), -1)
     temperature = models.fit_temperature(logits, codes[cal])
+    type_column = prep.features.feature_names.index("request_type")
+    calibration: dict[str, Any] = {"temperature": temperature}
+    calibration["type_counts"] = _type_counts(prep.features.values[rows, type_column], codes[rows], len(classes))
+    probe = ModelBundle("department", spec, prep.pipeline.to_dict(), {"department": booster}, calibration, {})
+    probe.metadata["classes"] = classes
+    probabilities = softmax(logits / temperature)
+    calibration["type_count_strength"] = models.fit_count_strength(
+        lambda m: blend_type_counts(probabilities, prep.features.values[cal], probe, m), codes[cal]
+    )
+    # The final counts also take in the calibration slice: the most recent history of each type.
+    seen = np.concatenate([rows, cal])
+    calibration["type_counts"] = _type_counts(prep.features.values[seen, type_column], codes[seen], len(classes))
     majority = TypeMajorityDepartment().fit(prep.records.loc[prep.train | prep.calibration])
     metadata = {
         "classes": classes,
@@ -219,15 +233,30 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
         "baseline_overall_majority": majority.overall_,
     }
     log.info(
-        "department: %d classes, %d rows (%d without type), temperature %.3f",
+        "department: %d classes, %d rows (%d without type), temperature %.3f, type-count strength %.3g",
         len(classes),
         len(matrix),
         len(dropped),
         temperature,
+        calibration["type_count_strength"],
     )
-    return ModelBundle(
-        "department", spec, prep.pipeline.to_dict(), {"department": booster}, {"temperature": temperature}, metadata
-    )
+    return ModelBundle("department", spec, prep.pipeline.to_dict(), {"department": booster}, calibration, metadata)
+
+
+def excluded_columns(names: list[str], prefixes: list[str]) -> list[int]:
+    """Columns whose name starts with one of `prefixes` (a spec's `exclude_features`)."""
+    return [i for i, name in enumerate(names) if name.startswith(tuple(prefixes))]
+
+
+def _type_counts(type_codes: np.ndarray, classes: np.ndarray, n_classes: int) -> dict[str, list]:
+    """Department counts per request-type code (the pipeline's vocabulary code), sparse for JSON."""
+    known = ~np.isnan(type_codes)
+    pairs = type_codes[known].astype(np.int64) * n_classes + classes[known]
+    flat = np.bincount(pairs, minlength=0)
+    table = np.zeros(((len(flat) + n_classes - 1) // n_classes, n_classes), dtype=np.int64)
+    table.flat[: len(flat)] = flat
+    present = np.flatnonzero(table.sum(axis=1))
+    return {"codes": present.tolist(), "counts": table[present].tolist()}
 
 
 def train_models(

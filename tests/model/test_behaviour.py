@@ -89,3 +89,19 @@ def test_real_la_train_on_earlier_years_test_on_the_latest(real_data: Path) -> N
     assert 0.72 <= ttc["coverage_p10_p90"] <= 0.88
     department = result.evaluation.summary["department"]
     assert department["accuracy_without_type"] > department["baseline_overall_majority_accuracy"] - 0.05
+
+
+@pytest.mark.shared
+def test_real_nyc_department_beats_the_type_majority_with_and_without_type(real_data: Path) -> None:
+    """Train on NYC 2012-13, test on 2022-23: with the complaint type, without it, and on the 2022-23
+    complaint types never seen in 2012-13 (renamed ones such as HEAT/HOT WATER), the department model beats
+    the per-type majority (whose only answer without a known type is the overall majority department)."""
+    from training.ingest import ingest_files
+
+    records = ingest_files(sorted((real_data / "nyc").glob("nyc311_*")), "auto").records
+    result = train_models(records, load_specs(), test_start=pd.Timestamp("2020-01-01", tz="UTC"))
+    department = result.evaluation.summary["department"]
+    assert department["n"] > 1500 and department["n_unseen_type"] > 200
+    assert department["accuracy"] > department["baseline_type_majority_accuracy"]
+    assert department["accuracy_without_type"] > department["baseline_overall_majority_accuracy"] + 0.3
+    assert department["accuracy_unseen_type"] > department["baseline_type_majority_accuracy_unseen_type"]

@@ -127,3 +127,13 @@ def test_vectorised_and_per_request_forms_agree_everywhere() -> None:
         wall_row = local_wall_us_row(instant.to_pydatetime(), city)
         assert wall_row == wall[i]
         assert calendar_row(wall_row, city) == tuple(float(bulk[name][i]) for name in CALENDAR_FEATURES)
+
+
+def test_exact_local_midnight_means_the_hour_is_unknown() -> None:
+    """Date-only exports write 00:00:00 local; the hour is then missing in both forms, the day still known."""
+    created = pd.Series(pd.to_datetime(["2013-12-25T05:00:00Z", "2013-12-25T05:00:01Z"], utc=True))
+    bulk = calendar_features(created.astype("datetime64[us, UTC]"), ["nyc", "nyc"])
+    assert np.isnan(bulk["local_hour"][0]) and bulk["local_hour"][1] == 0
+    row = calendar_row(local_wall_us_row(created.iloc[0].to_pydatetime(), "nyc"), "nyc")
+    assert np.isnan(row[0])
+    assert row[1:] == tuple(float(bulk[name][0]) for name in CALENDAR_FEATURES[1:])

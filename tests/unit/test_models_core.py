@@ -93,3 +93,29 @@ def test_metrics_on_known_values():
     assert m["mae_hours"] == 0 and m["coverage_p10_p90"] == 1.0
     b = point_metrics(hours, np.array([2.0, 10.0, 10.0]))
     assert b["mae_hours"] == pytest.approx((1 + 0 + 90) / 3) and b["median_ae_hours"] == 1.0
+
+
+def test_type_counts_pull_a_well_known_type_to_its_history_and_leave_unseen_types_to_the_model(tmp_path):
+    """p = (counts + m * p_model) / (n_type + m): type 0 (1000 rows, all class 2) follows its history; type 1
+    (two rows) mostly the model; a missing or unknown type code gets the model alone."""
+    rng = np.random.default_rng(3)
+    signal = rng.normal(size=600)
+    x = np.column_stack([np.full(600, np.nan), signal])  # the type column excluded, as the spec can do
+    y = (signal > 0).astype(int)
+    params = {"params": {"n_estimators": 10, "verbose": -1}}
+    booster = fit_department(x, y, 3, ["request_type", "signal"], [], params)
+    pipeline = {"feature_names_": ["request_type", "signal"], "vocabularies_": {"request_type": ["a", "b"]}}
+    calibration = {
+        "temperature": 1.0,
+        "type_counts": {"codes": [0, 1], "counts": [[0, 0, 1000], [2, 0, 0]]},
+        "type_count_strength": 10.0,
+    }
+    bundle = ModelBundle("department", {}, pipeline, {"department": booster}, calibration, {"classes": ["x", "y", "z"]})
+    bundle = ModelBundle.load(bundle.save(tmp_path / "d"))
+    rows = np.array([[0.0, 2.0], [1.0, 2.0], [np.nan, 2.0], [7.0, 2.0]])
+    blended = predict_department(bundle, rows)
+    alone = predict_department(ModelBundle("department", {}, pipeline, {"department": booster}, {}, {}), rows)
+    np.testing.assert_allclose(blended.sum(axis=1), 1.0)
+    assert blended[0].argmax() == 2 and blended[0, 2] > 0.98
+    np.testing.assert_allclose(blended[1], (np.array([2, 0, 0]) + 10 * alone[1]) / 12)
+    np.testing.assert_allclose(blended[2:], alone[2:])
