@@ -11,8 +11,10 @@ import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from serving.bundle import ModelBundle
+if TYPE_CHECKING:  # lightgbm (via serving.bundle) costs seconds to import; only load_model needs it
+    from serving.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ class LoadedModel:
     alias: str
     run_id: str
     bundle: ModelBundle
+    path: Path | None = None  # the downloaded model folder (the service imports it into its BentoML store)
 
 
 def configure_tracking(uri: str, artifacts_dir: Path) -> str:
@@ -88,6 +91,8 @@ def load_model(name: str, alias: str, destination: Path | None = None) -> Loaded
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from serving.bundle import ModelBundle
+
     try:
         version = client().get_model_version_by_alias(name, alias)
     except MlflowException as error:
@@ -97,4 +102,6 @@ def load_model(name: str, alias: str, destination: Path | None = None) -> Loaded
         destination.mkdir(parents=True, exist_ok=True)
     local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version.version}", **kwargs)
     bundle = ModelBundle.load(Path(local))
-    return LoadedModel(name=name, version=str(version.version), alias=alias, run_id=version.run_id, bundle=bundle)
+    return LoadedModel(
+        name=name, version=str(version.version), alias=alias, run_id=version.run_id, bundle=bundle, path=Path(local)
+    )

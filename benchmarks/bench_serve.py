@@ -1,0 +1,288 @@
+"""Benchmark the real HTTP service on loopback against the same requests scored in-process.
+
+Trains a synthetic city into a throwaway ETA311_HOME (or uses --home with champions already promoted),
+starts `eta311 serve` on 127.0.0.1 and prints medians over --repeats runs of:
+- startup to ready: from launching `eta311 serve` to the first 200 from /readyz (registry import included);
+- `/estimate` latency p50/p99 at concurrency 1, 8 and 32 (aiohttp, a fixed request count and a time limit
+  per run), throughput and the error count (anything but a 200);
+- `/estimate_batch` predictions per second (1,000 requests per call, sequential calls);
+- the same requests scored in-process (`Estimator.estimate`, one row and 1,000 rows) and the ratios
+  HTTP / in-process — the figure to compare across machines;
+- resident memory (RSS) of each BentoML worker process.
+The load client runs on the same cores as the server, so absolute numbers are pessimistic on small machines.
+
+Run: `.venv/bin/python benchmarks/bench_serve.py [--rows 30000] [--rounds 100] [--requests 1000] [--repeats 3]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("bench_serve")
+CONCURRENCY = (1, 8, 32)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_home(home: Path, rows: int, rounds: int) -> None:
+    """Synthesize, train (specs with `rounds` trees), promote: champions and a snapshot under `home`."""
+    import yaml
+
+    from features.schema import write_records
+    from training.synth import synthesize
+
+    spec_dir = home / "spec"
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("time_to_close.yaml", "department.yaml"):
+        spec = yaml.safe_load((ROOT / "models" / name).read_text())
+        for key in ("params", "horizon_params"):
+            if key in spec:
+                spec[key]["n_estimators"] = rounds
+        (spec_dir / name).write_text(yaml.safe_dump(spec))
+    data = home / "records.parquet"
+    write_records(synthesize(rows=rows, seed=11, start="2024-01-01", days=90), data)
+    env = {**os.environ, "ETA311_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for args in (["train", str(data), "--spec", str(spec_dir)], ["promote"]):
+        subprocess.run([sys.executable, "-m", "eta311", *args], env=env, check=True, capture_output=True)
+
+
+def request_bodies(home: Path, n: int) -> list[dict[str, Any]]:
+    """The last n synthetic requests as JSON bodies (what a client would send)."""
+    import pandas as pd
+
+    from features.schema import read_records
+
+    records = read_records(home / "records.parquet").tail(n)
+    out = []
+    for record in records.to_dict("records"):
+        body = {
+            k: record[k]
+            for k in ("request_type", "source", "description", "latitude", "longitude", "zip_code", "neighborhood")
+            if not pd.isna(record[k])
+        }
+        body["created_at"] = record["created_at"].tz_convert("America/Los_Angeles").isoformat()
+        out.append(body)
+    return out
+
+
+def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int) -> dict[str, float]:
+    """Per-request and per-1,000 in-process times of the service's own estimator on the same champions."""
+    import pandas as pd
+
+    from serving.estimator import Estimator, Versions
+    from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
+    from serving.schemas import EstimateRequest
+
+    configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
+    time_model, department_model = load_model(TIME_TO_CLOSE, CHAMPION), load_model(DEPARTMENT, CHAMPION)
+    estimator = Estimator(
+        time_model.bundle,
+        department_model.bundle,
+        pd.read_parquet(home / "snapshots" / "latest.parquet"),
+        Versions(time_model.version, department_model.version),
+    )
+    rows = [EstimateRequest.model_validate(b).model_dump() for b in bodies]
+    estimator.estimate(rows[:10])
+    singles, batches = [], []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for row in rows:
+            estimator.estimate([row])
+        singles.append((time.perf_counter() - t0) / len(rows))
+        t0 = time.perf_counter()
+        estimator.estimate(rows[:1000])
+        batches.append(min(len(rows), 1000) / (time.perf_counter() - t0))
+    return {"single_ms": statistics.median(singles) * 1e3, "batch_per_s": statistics.median(batches)}
+
+
+async def load(url: str, bodies: list[dict[str, Any]], concurrency: int, n: int, limit_s: float) -> dict[str, float]:
+    """n POSTs to /estimate with `concurrency` in flight; stops early at limit_s. Latencies in ms."""
+    import aiohttp
+
+    payloads = [json.dumps(b).encode() for b in bodies]
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    deadline = time.perf_counter() + limit_s
+    headers = {"content-type": "application/json"}
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal issued, errors
+            while issued < n and time.perf_counter() < deadline:
+                body = payloads[issued % len(payloads)]
+                issued += 1
+                t0 = time.perf_counter()
+                try:
+                    async with session.post(f"{url}/estimate", data=body, headers=headers) as response:
+                        await response.read()
+                        ok = response.status == 200
+                except aiohttp.ClientError:
+                    ok = False
+                latencies.append((time.perf_counter() - t0) * 1e3)
+                errors += not ok
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    values = np.asarray(latencies)
+    return {
+        "p50_ms": float(np.percentile(values, 50)),
+        "p99_ms": float(np.percentile(values, 99)),
+        "rps": len(values) / elapsed,
+        "errors": errors,
+        "n": len(values),
+    }
+
+
+def batch_rate(url: str, bodies: list[dict[str, Any]], calls: int) -> tuple[float, int]:
+    import httpx
+
+    payload = {"requests": bodies[:1000]}
+    errors = 0
+    with httpx.Client(timeout=60) as client:
+        client.post(f"{url}/estimate_batch", json=payload)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            errors += client.post(f"{url}/estimate_batch", json=payload).status_code != 200
+        elapsed = time.perf_counter() - t0
+    return calls * len(payload["requests"]) / elapsed, errors
+
+
+def worker_rss_mib(root_pid: int) -> list[float]:
+    import psutil
+
+    processes = psutil.Process(root_pid).children(recursive=True)
+    return [p.memory_info().rss / 2**20 for p in processes if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+
+
+def start_server(home: Path, port: int, workers: int) -> tuple[subprocess.Popen, float]:
+    import httpx
+
+    env = {**os.environ, "ETA311_HOME": str(home)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    command = [sys.executable, "-m", "eta311", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    log_file = (home / "server.log").open("w")
+    t0 = time.perf_counter()
+    process = subprocess.Popen(
+        [*command, "--workers", str(workers)],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    while time.perf_counter() - t0 < 120:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited: {(home / 'server.log').read_text()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                return process, time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop_server(process)
+    raise RuntimeError("server not ready in 120 s")
+
+
+def stop_server(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--home", type=Path, help="ETA311_HOME to reuse (trained into when it has no mlflow.db; default: a temp folder)"
+    )
+    parser.add_argument("--rows", type=int, default=30_000, help="synthetic rows to train on (without --home)")
+    parser.add_argument("--rounds", type=int, default=100, help="boosting rounds per model (without --home)")
+    parser.add_argument("--requests", type=int, default=1000, help="/estimate requests per load run")
+    parser.add_argument("--limit-s", type=float, default=30.0, help="time limit per load run")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+
+    with tempfile.TemporaryDirectory(prefix="bench-serve-") as tmp:
+        home = args.home or Path(tmp) / "home"
+        if not (home / "mlflow.db").is_file():
+            t0 = time.perf_counter()
+            train_home(home, args.rows, args.rounds)
+            print(f"trained {args.rows:,} rows x {args.rounds} rounds in {time.perf_counter() - t0:.1f} s")
+        # One LightGBM thread in-process, as in each server worker (set before lightgbm is first imported).
+        os.environ["OMP_NUM_THREADS"] = "1"
+        bodies = request_bodies(home, 1000)
+        reference = in_process(home, bodies, args.repeats)
+        port = free_port()
+        process, ready_s = start_server(home, port, args.workers)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            rss = worker_rss_mib(process.pid)
+            results: dict[int, list[dict[str, float]]] = {c: [] for c in CONCURRENCY}
+            asyncio.run(load(url, bodies, 8, 200, 10))  # warm-up
+            for _ in range(args.repeats):
+                for c in CONCURRENCY:
+                    results[c].append(asyncio.run(load(url, bodies, c, args.requests, args.limit_s)))
+            batch = [batch_rate(url, bodies, 5) for _ in range(args.repeats)]
+            rss_after = worker_rss_mib(process.pid)
+        finally:
+            stop_server(process)
+
+    print(f"startup to ready (eta311 serve -> /readyz 200): {ready_s:.1f} s, {args.workers} worker(s)")
+    print(
+        f"worker RSS MiB: at ready {', '.join(f'{r:.0f}' for r in rss)}; after load "
+        f"{', '.join(f'{r:.0f}' for r in rss_after)}"
+    )
+    print(
+        f"in-process Estimator: {reference['single_ms']:.3f} ms per single request, "
+        f"{reference['batch_per_s']:,.0f} predictions/s in 1,000-row batches"
+    )
+    print("/estimate over HTTP (medians of runs)      p50 ms   p99 ms    req/s  errors  requests")
+    for c in CONCURRENCY:
+        runs = results[c]
+        p50 = statistics.median(r["p50_ms"] for r in runs)
+        p99 = statistics.median(r["p99_ms"] for r in runs)
+        rps = statistics.median(r["rps"] for r in runs)
+        errors = sum(int(r["errors"]) for r in runs)
+        n = sum(int(r["n"]) for r in runs)
+        print(f"  concurrency {c:>2}                          {p50:7.2f}  {p99:7.2f}  {rps:7.0f}  {errors:6d}  {n:8d}")
+    batch_per_s = statistics.median(b[0] for b in batch)
+    batch_errors = sum(b[1] for b in batch)
+    print(f"/estimate_batch: {batch_per_s:,.0f} predictions/s (1,000 per call), errors {batch_errors}")
+    single_http = statistics.median(r["p50_ms"] for r in results[1])
+    print(
+        f"ratio HTTP / in-process: single request p50 {single_http / reference['single_ms']:.1f}x; "
+        f"batch throughput in-process / HTTP {reference['batch_per_s'] / batch_per_s:.1f}x"
+    )
+
+
+if __name__ == "__main__":
+    main()

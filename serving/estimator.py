@@ -1,0 +1,171 @@
+"""The estimation logic of the service, free of any HTTP framework: intake rows in, answers out.
+
+`Estimator` holds both model bundles, their feature pipeline and today's workload snapshot. A call with
+many rows is one `transform_rows` and one predict per booster for the whole batch, so `/estimate` (one row)
+and `/estimate_batch` (up to 1,000) share the code and the numbers: the same row gives the same answer
+alone or in a batch. Numbers are not rounded, so an HTTP answer equals offline scoring to the last bit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+
+from features.pipeline import FeaturePipeline
+from features.schema import city_timezone
+from features.workload import WorkloadSnapshot
+from serving.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
+
+TOP_DEPARTMENTS = 3
+_HOUR = dt.timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Registry versions of the two models being served (shown in every answer)."""
+
+    time_to_close: str
+    department: str
+
+
+class Estimator:
+    """Both models, their pipeline(s) and the workload snapshot; `estimate` answers a batch of rows."""
+
+    def __init__(
+        self,
+        time_bundle: ModelBundle,
+        department_bundle: ModelBundle,
+        snapshot_frame: Any | None,
+        versions: Versions,
+    ) -> None:
+        if time_bundle.kind != "time_to_close" or department_bundle.kind != "department":
+            raise ValueError(
+                f"expected time_to_close and department bundles, got {time_bundle.kind}, {department_bundle.kind}"
+            )
+        self.time_bundle = time_bundle
+        self.department_bundle = department_bundle
+        self.versions = versions
+        self.time_pipeline = FeaturePipeline.from_dict(time_bundle.pipeline)
+        # Training fits one pipeline for both models; should they ever differ, each gets its own features.
+        self.department_pipeline = (
+            self.time_pipeline
+            if department_bundle.pipeline == time_bundle.pipeline
+            else FeaturePipeline.from_dict(department_bundle.pipeline)
+        )
+        self.snapshot: WorkloadSnapshot | None = (
+            self.time_pipeline.load_snapshot(snapshot_frame) if snapshot_frame is not None else None
+        )
+        self.department_snapshot = (
+            self.snapshot
+            if self.department_pipeline is self.time_pipeline or snapshot_frame is None
+            else self.department_pipeline.load_snapshot(snapshot_frame)
+        )
+        self.quantiles = [(f"p{round(q * 100)}", quantile_key(q)) for q in time_bundle.spec["quantiles"]]
+        self.horizons = [(f"{h:g}d", horizon_key(h)) for h in time_bundle.spec["horizons_days"]]
+        self.classes = [str(c) for c in department_bundle.metadata["classes"]]
+        self._zones: dict[str, ZoneInfo] = {}
+        self._model = {"time_to_close_version": versions.time_to_close, "department_version": versions.department}
+
+    def estimate(self, rows: Sequence[Mapping[str, Any]], now: dt.datetime | None = None) -> list[dict[str, Any]]:
+        """Answers for intake rows (`IntakeRequest.model_dump()` dicts), in order; vectorised over the batch.
+
+        A missing created_at means "now" (the service's clock), so the estimate is for a request made
+        this instant; the pipeline turns unknown categories and out-of-city locations into missing
+        values with a warning, which is passed on in the answer.
+        """
+        if not rows:
+            return []
+        now = now or dt.datetime.now(dt.UTC)
+        prepared = []
+        for row in rows:
+            row = dict(row)
+            if row.get("created_at") is None:
+                row["created_at"] = now
+            if not row.get("city"):
+                row["city"] = "la"
+            prepared.append(row)
+        warnings: list[list[str]] = []
+        matrix = self.time_pipeline.transform_rows(prepared, self.snapshot, warnings)
+        if self.department_pipeline is self.time_pipeline:
+            department_matrix = matrix
+        else:
+            department_warnings: list[list[str]] = []
+            department_matrix = self.department_pipeline.transform_rows(
+                prepared, self.department_snapshot, department_warnings
+            )
+            for mine, theirs in zip(warnings, department_warnings, strict=True):
+                mine.extend(w for w in theirs if w not in mine)
+        times = predict_time_to_close(self.time_bundle, matrix)
+        probabilities = predict_department(self.department_bundle, department_matrix)
+        top = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_DEPARTMENTS]
+
+        quantile_columns = [(name, times[key].tolist()) for name, key in self.quantiles]
+        horizon_columns = [(name, times[key].tolist()) for name, key in self.horizons]
+        out = []
+        for i, row in enumerate(prepared):
+            hours = {name: column[i] for name, column in quantile_columns}
+            ranked = [{"name": self.classes[j], "probability": float(probabilities[i, j])} for j in top[i].tolist()]
+            created = row["created_at"]
+            if isinstance(created, str):
+                created = dt.datetime.fromisoformat(created)
+            zone = self._zone(row["city"])
+            expected = (created + hours["p50"] * _HOUR).astimezone(zone)
+            out.append(
+                {
+                    "request_id": row.get("request_id"),
+                    "expected_close_at": expected.isoformat(timespec="seconds"),
+                    "hours": hours,
+                    "p_closed_within": {name: column[i] for name, column in horizon_columns},
+                    "department": {**ranked[0], "top": ranked},
+                    "message": resident_message(hours, created.astimezone(zone), expected),
+                    "model": dict(self._model),
+                    "warnings": warnings[i],
+                }
+            )
+        return out
+
+    def _zone(self, city: str) -> ZoneInfo:
+        zone = self._zones.get(city)
+        if zone is None:
+            zone = self._zones[city] = ZoneInfo(city_timezone(city))
+        return zone
+
+
+def warning_kind(message: str) -> str:
+    """A bounded label for a warning message (for metrics: the message itself names client values)."""
+    if message.startswith("unseen "):
+        return "unseen_" + message.split(" ", 2)[1].rstrip(":")
+    if message.startswith("location is outside"):
+        return "location_outside_city"
+    if message.startswith("workload snapshot is from another day"):
+        return "snapshot_other_day"
+    if "workload" in message and "missing" in message:
+        return "workload_missing"
+    return "other"
+
+
+def resident_message(hours: Mapping[str, float], created_local: dt.datetime, expected_local: dt.datetime) -> str:
+    """One plain sentence: the usual range (P10 to P90) and the expected day (P50), in the city's time.
+
+    Ranges under two days are told in hours, longer ones in whole days (P10 rounded down, P90 up, at least
+    one), so the sentence never promises more precision than the model has.
+    """
+    low, high = hours["p10"], hours["p90"]
+    if high < 48:
+        low_n, high_n = max(1, math.floor(low)), max(1, math.ceil(high))
+        unit = "hours"
+    else:
+        low_n, high_n = max(1, math.floor(low / 24)), max(1, math.ceil(high / 24))
+        unit = "days"
+    span = f"{low_n} to {high_n} {unit}" if high_n > low_n else f"about {high_n} {unit[:-1] if high_n == 1 else unit}"
+    day = f"{expected_local:%A}, {expected_local:%B} {expected_local.day}"
+    if expected_local.year != created_local.year:
+        day += f", {expected_local.year}"
+    when = f"later today, {day}" if expected_local.date() == created_local.date() else day
+    return f"Most requests like yours are completed in {span}; we expect yours by {when}."

@@ -1,0 +1,141 @@
+"""The BentoML model store under ETA311_HOME: champions imported from the MLflow registry, and the snapshot.
+
+`eta311 serve` imports the two `champion` versions and the latest workload snapshot as BentoML models
+(`eta311-time-to-close`, `eta311-department`, `eta311-workload-snapshot`); the service declares them with
+`BentoModel(...:latest)` at class scope, so `bentoml build` packages exactly what `eta311 serve` serves. An
+import is skipped when the latest BentoML version already holds the same registry version (same run), so
+restarting the server does not grow the store; a rollback imports the older version again as the latest.
+
+BENTOML_HOME must point at the store before `bentoml` is first imported (the CLI sets it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, LoadedModel
+
+log = logging.getLogger(__name__)
+
+BENTO_TIME_TO_CLOSE = "eta311-time-to-close"
+BENTO_DEPARTMENT = "eta311-department"
+BENTO_SNAPSHOT = "eta311-workload-snapshot"
+# The file names of serving.bundle, repeated so that importing this module does not import lightgbm (the
+# service's BentoML arbiter imports it only for the model names).
+BUNDLE_FILE = "bundle.json"
+SNAPSHOT_FILE = "snapshot.parquet"
+BENTO_NAMES = {TIME_TO_CLOSE: BENTO_TIME_TO_CLOSE, DEPARTMENT: BENTO_DEPARTMENT}
+
+
+@dataclass(frozen=True)
+class Imported:
+    """What the BentoML store serves now: model tags and their registry versions."""
+
+    time_to_close_tag: str
+    department_tag: str
+    snapshot_tag: str
+    versions: dict[str, str]
+
+
+def _latest(name: str):
+    import bentoml
+    from bentoml.exceptions import NotFound
+
+    try:
+        return bentoml.models.get(f"{name}:latest")
+    except NotFound:
+        return None
+
+
+def import_model(model: LoadedModel) -> str:
+    """Copy a champion's bundle into the BentoML store (unless the latest version is the same); its tag."""
+    import bentoml
+
+    name = BENTO_NAMES[model.name]
+    labels = {
+        "registered_model": model.name,
+        "registry_version": str(model.version),
+        "run_id": model.run_id,
+        "alias": CHAMPION,
+    }
+    latest = _latest(name)
+    if (
+        latest is not None
+        and latest.info.labels.get("run_id") == model.run_id
+        and (latest.info.labels.get("registry_version") == str(model.version))
+    ):
+        log.info("%s version %s already imported as %s", model.name, model.version, latest.tag)
+        return str(latest.tag)
+    source = bundle_folder(model.path)
+    with bentoml.models.create(name, labels=labels, metadata={"kind": model.bundle.kind}) as stored:
+        shutil.copytree(source, stored.path, dirs_exist_ok=True)
+    log.info("imported %s version %s into the BentoML store as %s", model.name, model.version, stored.tag)
+    return str(stored.tag)
+
+
+def import_snapshot(path: Path) -> str:
+    """Store a workload snapshot Parquet file as a BentoML model (skipped when the content is unchanged)."""
+    import bentoml
+
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    latest = _latest(BENTO_SNAPSHOT)
+    if latest is not None and latest.info.labels.get("sha256") == digest:
+        return str(latest.tag)
+    with bentoml.models.create(BENTO_SNAPSHOT, labels={"sha256": digest, "source": path.name}) as stored:
+        shutil.copyfile(path, Path(stored.path) / SNAPSHOT_FILE)
+    log.info("imported workload snapshot %s as %s", path, stored.tag)
+    return str(stored.tag)
+
+
+def import_champions(snapshots_dir: Path, download_dir: Path) -> Imported:
+    """Load both champions from the registry (tracking already configured) and import them and the snapshot.
+
+    The snapshot is `snapshots_dir/latest.parquet` (written by `eta311 train` and `eta311 snapshot`), or,
+    when there is none, the snapshot saved with the time-to-close bundle. Raises `RegistryError` when
+    there is no champion; any other exception means the store could not be read.
+    """
+    from serving.registry import load_model
+
+    models = [load_model(name, CHAMPION, download_dir / name) for name in (TIME_TO_CLOSE, DEPARTMENT)]
+    tags = [import_model(model) for model in models]
+    snapshot = snapshots_dir / "latest.parquet"
+    if not snapshot.is_file():
+        bundled = list(Path(models[0].path).rglob(SNAPSHOT_FILE))
+        if not bundled:
+            raise FileNotFoundError(f"no workload snapshot: run `eta311 snapshot DATA` (looked in {snapshot})")
+        log.warning("no %s: serving the workload snapshot saved with the model", snapshot)
+        snapshot = bundled[0]
+    snapshot_tag = import_snapshot(snapshot)
+    return Imported(tags[0], tags[1], snapshot_tag, {model.name: model.version for model in models})
+
+
+def last_imported() -> Imported | None:
+    """The latest imported models and snapshot, or None when the store lacks any of them."""
+    latest = [_latest(name) for name in (BENTO_TIME_TO_CLOSE, BENTO_DEPARTMENT, BENTO_SNAPSHOT)]
+    if any(model is None for model in latest):
+        return None
+    time_model, department_model, snapshot = latest
+    return Imported(
+        str(time_model.tag),
+        str(department_model.tag),
+        str(snapshot.tag),
+        {
+            TIME_TO_CLOSE: time_model.info.labels.get("registry_version", "?"),
+            DEPARTMENT: department_model.info.labels.get("registry_version", "?"),
+        },
+    )
+
+
+def bundle_folder(path: str | Path) -> Path:
+    """The folder holding bundle.json inside an imported model (MLflow's layout nests it)."""
+    path = Path(path)
+    if (path / BUNDLE_FILE).is_file():
+        return path
+    nested = sorted(path.rglob(BUNDLE_FILE))
+    if not nested:
+        raise FileNotFoundError(f"{path}: no {BUNDLE_FILE}")
+    return nested[0].parent

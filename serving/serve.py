@@ -1,0 +1,131 @@
+"""`eta311 serve`: import the registry's champions into the BentoML store, then become the BentoML server.
+
+Order matters: BENTOML_HOME is set before `bentoml` is imported (its model store is fixed at first use),
+MLflow retries are capped so an unreachable tracking server is noticed in seconds rather than minutes, and
+the process finally `exec`s `bentoml serve`, so signals (Ctrl-C, a supervisor's SIGTERM) reach the server
+directly and no idle parent stays behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Protocol
+
+from serving.registry import RegistryError
+
+log = logging.getLogger(__name__)
+
+SERVICE_IMPORT = "serving.service:Eta311"
+NO_CHAMPION = "no champion: run `eta311 train` then `eta311 promote`"
+
+
+class ServeSettings(Protocol):
+    """What serving needs of `eta311.settings.Settings` (typed structurally: serving never imports the shell)."""
+
+    @property
+    def home(self) -> Path: ...
+    @property
+    def bentoml_home(self) -> Path: ...
+    @property
+    def snapshots_dir(self) -> Path: ...
+    @property
+    def tracking_uri(self) -> str: ...
+
+
+class NoChampion(RuntimeError):
+    """There is nothing to serve: no champion in the registry (or none imported while it is unreachable)."""
+
+
+def _reachable() -> None:
+    """Raise if the tracking store cannot be queried (a cheap call that needs no registered model)."""
+    from serving.registry import client
+
+    client().search_registered_models(max_results=1)
+
+
+def prepare(settings: ServeSettings, download_dir: Path) -> tuple[dict[str, str], str | None]:
+    """Import champions (or fall back to the last import); returns (versions, note for /readyz or None)."""
+    import mlflow
+
+    from serving.model_store import import_champions, last_imported
+
+    os.environ["BENTOML_HOME"] = str(settings.bentoml_home)
+    settings.bentoml_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    uri = settings.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        _reachable()
+    except Exception as error:  # any failure to talk to the store means: serve what we have
+        last = last_imported()
+        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        if last is None:
+            raise NoChampion(
+                f"tracking store {uri} is unreachable ({reason}) and no models were imported before; {NO_CHAMPION}"
+            ) from error
+        note = (
+            f"tracking store {uri} unreachable ({reason}); serving the last imported models "
+            f"{last.time_to_close_tag} and {last.department_tag}"
+        )
+        log.warning("%s", note)
+        return last.versions, note
+    try:
+        imported = import_champions(settings.snapshots_dir, download_dir)
+    except RegistryError as error:
+        raise NoChampion(NO_CHAMPION) from error
+    except FileNotFoundError as error:
+        raise NoChampion(str(error)) from error
+    log.info("serving %s", ", ".join(f"{name} version {v}" for name, v in imported.versions.items()))
+    return imported.versions, None
+
+
+def server_command(host: str, port: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        SERVICE_IMPORT,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--working-dir",
+        str(Path(__file__).resolve().parents[1]),
+    ]
+
+
+def server_env(settings: ServeSettings, workers: int, note: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["BENTOML_HOME"] = str(settings.bentoml_home)
+    env["ETA311_HOME"] = str(settings.home)
+    env["ETA311_SNAPSHOTS_DIR"] = str(settings.snapshots_dir)  # the dashboard's inputs (serving.service)
+    env["BENTOML_DO_NOT_TRACK"] = "true"
+    env.setdefault("OMP_NUM_THREADS", "1")  # LightGBM predicts on one thread per worker (see serving.service)
+    env["BENTOML_CONFIG_OPTIONS"] = " ".join(
+        part for part in (env.get("BENTOML_CONFIG_OPTIONS", ""), f"services.eta311.workers={workers}") if part
+    )
+    if note:
+        env["ETA311_REGISTRY_NOTE"] = note
+    else:
+        env.pop("ETA311_REGISTRY_NOTE", None)
+    return env
+
+
+def prepare_and_exec(settings: ServeSettings, host: str, port: int, workers: int) -> None:
+    """Prepare the store, then replace this process with `bentoml serve` (does not return on success)."""
+    with tempfile.TemporaryDirectory(prefix="eta311-serve-") as tmp:
+        _, note = prepare(settings, Path(tmp))
+    command = server_command(host, port)
+    log.info("starting the BentoML server on http://%s:%d with %d worker(s)", host, port, workers)
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(command[0], command, server_env(settings, workers, note))

@@ -1,0 +1,508 @@
+"""The BentoML 1.4 service: `/estimate`, `/estimate_batch`, `/open311/estimate`, the dashboard, health, metrics.
+
+Started by `eta311 serve` (which imports the champions into the BentoML store first) or directly with
+`bentoml serve serving.service:Eta311 --host 127.0.0.1`. The models are declared with `BentoModel` at class
+scope, so `bentoml build` packages them into the Bento.
+
+How the BentoML defaults are bent to the contract, and why:
+- Models load in a background thread, so the server answers at once and `/readyz` can say 503 (with what
+  it is waiting for) until the estimator is ready; a request before that gets 503, never a 500.
+- `GuardMiddleware` answers 413 for bodies over 1 MiB before any parsing (BentoML has no limit), 415 for a
+  non-JSON body on the JSON endpoints (BentoML would try a multipart parse and could fail with a 500), and
+  serves `/readyz` as JSON with its detail (models, snapshot, and whether the registry was unreachable).
+- `/docs.json` is BentoML's own OpenAPI document with every status the service can answer added
+  (BentoML lists only 400/404/500 and 200 for the probes).
+- Invalid JSON bodies are refused by pydantic with 400 and the field at fault (BentoML's behaviour); the
+  request model (`serving.schemas`) adds the checks the intake schema leaves open.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
+
+from serving.model_store import BENTO_DEPARTMENT, BENTO_SNAPSHOT, BENTO_TIME_TO_CLOSE
+from serving.schemas import Estimate, EstimateBatch, EstimateBatchRequest, EstimateRequest
+
+log = logging.getLogger("eta311.service")
+
+MAX_BODY_BYTES = 1024 * 1024
+REGISTRY_NOTE_ENV = "ETA311_REGISTRY_NOTE"
+SNAPSHOTS_DIR_ENV = "ETA311_SNAPSHOTS_DIR"
+JSON_ENDPOINTS = frozenset({"/estimate", "/estimate_batch"})
+MODEL_ENDPOINTS = JSON_ENDPOINTS | {"/open311/estimate"}
+
+
+@dataclass
+class ServiceState:
+    """What one worker process has loaded; shared by the service instance, the middleware and the routes."""
+
+    estimator: Any | None = None
+    detail: str = "loading models and workload snapshot"
+    registry_note: str | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    ready_seconds: float | None = None
+    dashboard: Any | None = None
+    dashboard_lock: threading.Lock = field(default_factory=threading.Lock)
+    counters: dict[str, Any] = field(default_factory=dict)
+
+    def readiness(self) -> tuple[int, dict[str, Any]]:
+        ready = self.estimator is not None
+        body: dict[str, Any] = {"ready": ready, "detail": self.detail, "models": self.models}
+        if self.registry_note:
+            body["registry"] = self.registry_note
+        if self.ready_seconds is not None:
+            body["load_seconds"] = round(self.ready_seconds, 3)
+        return (200 if ready else 503), body
+
+    def count(self, estimates: list[dict[str, Any]]) -> None:
+        """Prometheus counters per predicted department and per warning kind."""
+        from serving.estimator import warning_kind
+
+        by_department, by_warning = self.counters.get("department"), self.counters.get("warning")
+        if by_department is None:
+            return
+        for estimate in estimates:
+            by_department.labels(department=estimate["department"]["name"]).inc()
+            for message in estimate["warnings"]:
+                by_warning.labels(kind=warning_kind(message)).inc()
+
+
+STATE = ServiceState()
+
+
+class _ClientErrorFilter(logging.Filter):
+    """Drop BentoML's ERROR-with-traceback for invalid client input: it is answered with a 400, not a fault."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not isinstance(error, ValidationError)
+
+
+def _counters() -> dict[str, Any]:
+    """Create the custom counters in the worker (prometheus_client must see BentoML's multiprocess dir)."""
+    from prometheus_client import Counter
+
+    if not _COUNTERS:  # once per process: prometheus_client refuses a second registration of a name
+        _COUNTERS["department"] = Counter(
+            "eta311_estimates_by_department", "Estimates answered, by predicted department.", ["department"]
+        )
+        _COUNTERS["warning"] = Counter("eta311_estimate_warnings", "Warnings attached to estimates, by kind.", ["kind"])
+    return _COUNTERS
+
+
+_COUNTERS: dict[str, Any] = {}
+
+
+async def _send_json(send: Any, status: int, body: Any) -> None:
+    payload = json.dumps(body).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": payload})
+
+
+def _error_body(path: str, status: int, message: str, detail: str | None = None) -> Any:
+    """The error shape of the endpoint: a GeoReport error list for Open311, {error, detail} elsewhere."""
+    if path.startswith("/open311/"):
+        return [{"code": status, "description": f"{message}: {detail}" if detail else message, "field": None}]
+    return {"error": message, "detail": detail} if detail else {"error": message}
+
+
+class GuardMiddleware:
+    """413 over the body limit, 415 for non-JSON on JSON endpoints, 503 while loading, and JSON `/readyz`."""
+
+    def __init__(self, app: Any, state: ServiceState, max_body: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.state = state
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/readyz" and method in ("GET", "HEAD"):
+            status, body = self.state.readiness()
+            await _send_json(send, status, body)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body:
+            await _send_json(send, 413, _error_body(path, 413, f"request body is over {self.max_body} bytes"))
+            return
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return  # client went away before sending the body
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.max_body:
+                await _send_json(send, 413, _error_body(path, 413, f"request body is over {self.max_body} bytes"))
+                return
+            if not message.get("more_body", False):
+                break
+        if path in MODEL_ENDPOINTS and method == "POST":
+            media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
+            if path in JSON_ENDPOINTS and media not in ("application/json", ""):
+                await _send_json(send, 415, {"error": f"unsupported media type {media!r}: send application/json"})
+                return
+            if self.state.estimator is None:
+                await _send_json(send, 503, _error_body(path, 503, "not ready", self.state.detail))
+                return
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+# --- routes BentoML's @api cannot express (form bodies, GET pages); their OpenAPI merges into /docs.json ---
+
+extras = FastAPI(title="eta311 extras", docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@extras.exception_handler(RequestValidationError)
+async def _bad_query(_: Request, error: RequestValidationError) -> JSONResponse:
+    """FastAPI says 422; the service's contract for bad input is 400 with the field at fault."""
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()
+    ]
+    return JSONResponse({"error": "invalid request", "detail": detail}, status_code=400)
+
+
+_ERROR = {"content": {"application/json": {"schema": {"type": "object"}}}}
+_OPEN311_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/Open311Request"}},
+            "application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/Open311Request"}},
+        },
+    }
+}
+
+
+def _estimate_or_raise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    estimator = STATE.estimator
+    if estimator is None:
+        raise bentoml.exceptions.ServiceUnavailable(STATE.detail)
+    estimates = estimator.estimate(rows)
+    STATE.count(estimates)
+    return estimates
+
+
+async def _open311_payload(request: Request) -> Any:
+    """The body as a dict (JSON object or form fields); ValueError for a body that is neither."""
+    media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+    if media in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        try:
+            form = await request.form()
+        except Exception as error:  # starlette raises several types for a broken form
+            raise ValueError(f"unreadable form body: {error}") from error
+        return {key: value for key, value in form.items() if isinstance(value, str)}
+    if media not in ("application/json", ""):
+        raise LookupError(media)
+    raw = await request.body()
+    try:
+        payload = json.loads(raw or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"invalid JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise ValueError("the body must be a JSON object")
+    return payload
+
+
+@extras.post(
+    "/open311/estimate",
+    summary="Open311 GeoReport v2 estimate",
+    description="GeoReport v2 request fields (JSON or form-encoded) -> a GeoReport list with expected_datetime, "
+    "agency_responsible and service_notice.",
+    openapi_extra=_OPEN311_BODY,
+    responses={
+        200: {"description": "A one-element GeoReport list"},
+        400: {"description": "GeoReport errors naming the field", **_ERROR},
+        413: {"description": "Body over 1 MiB", **_ERROR},
+        415: {"description": "Neither JSON nor a form", **_ERROR},
+        503: {"description": "Models not loaded yet", **_ERROR},
+    },
+)
+async def open311_estimate(request: Request) -> JSONResponse:
+    from serving.open311 import field_errors, to_georeport, to_intake
+
+    try:
+        payload = await _open311_payload(request)
+    except LookupError as error:
+        return JSONResponse(
+            [{"code": 415, "description": f"unsupported media type {error}", "field": None}], status_code=415
+        )
+    except ValueError as error:
+        return JSONResponse([{"code": 400, "description": str(error), "field": None}], status_code=400)
+    try:
+        intake = to_intake(payload)
+    except ValidationError as error:
+        return JSONResponse(field_errors(error), status_code=400)
+    if STATE.estimator is None:
+        return JSONResponse([{"code": 503, "description": STATE.detail, "field": None}], status_code=503)
+    estimate = _estimate_or_raise([intake.model_dump()])[0]
+    return JSONResponse(to_georeport(estimate))
+
+
+def snapshots_dir() -> Path:
+    """Settings.snapshots_dir, passed by `eta311 serve` (serving must not import the eta311 shell)."""
+    explicit = os.environ.get(SNAPSHOTS_DIR_ENV)
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get("ETA311_HOME", "~/.eta311")).expanduser() / "snapshots"
+
+
+def _dashboard() -> Any:
+    """The managers' dashboard, loaded once per worker on first use (serving.dashboard is optional)."""
+    if STATE.dashboard is not None:
+        return STATE.dashboard
+    with STATE.dashboard_lock:
+        if STATE.dashboard is None:
+            from serving.dashboard import Dashboard
+
+            estimator = STATE.estimator
+            if estimator is None:
+                raise ValueError(STATE.detail)
+            STATE.dashboard = Dashboard.load(snapshots_dir(), estimator.time_bundle, estimator.department_bundle)
+    return STATE.dashboard
+
+
+def _dashboard_view(render: str, department: str | None) -> Any:
+    """503 when the dashboard cannot be built (module or inputs missing), 400 for an unknown department."""
+    try:
+        dashboard = _dashboard()
+    except (ImportError, FileNotFoundError, ValueError) as error:
+        return JSONResponse({"error": "dashboard unavailable", "detail": str(error)}, status_code=503)
+    try:
+        if render == "html":
+            return HTMLResponse(dashboard.html(department))
+        return JSONResponse(dashboard.payload(department))
+    except ValueError as error:  # the department filter names no department of the forecast
+        return JSONResponse(
+            {"error": "invalid request", "detail": [{"loc": ["query", "department"], "msg": str(error)}]},
+            status_code=400,
+        )
+
+
+_DASHBOARD_RESPONSES = {
+    400: {"description": "Unknown department", **_ERROR},
+    503: {"description": "Dashboard inputs missing or models not loaded", **_ERROR},
+}
+
+
+@extras.get("/dashboard", response_class=HTMLResponse, responses=_DASHBOARD_RESPONSES)
+def dashboard_page(department: str | None = Query(default=None, max_length=200)) -> Any:
+    """The managers' dashboard (HTML), optionally for one department."""
+    return _dashboard_view("html", department)
+
+
+@extras.get("/forecast/departments", responses=_DASHBOARD_RESPONSES)
+def forecast_departments(department: str | None = Query(default=None, max_length=200)) -> Any:
+    """Next week's workload forecast per department (JSON), optionally for one department."""
+    return _dashboard_view("json", department)
+
+
+_EXTRA_STATUSES = {
+    413: "Request body over 1 MiB",
+    415: "Body is not application/json",
+    503: "Models or workload snapshot not loaded yet",
+}
+_OPENAPI_CACHE: dict[str, Any] = {}
+_REF = "#/components/schemas/{model}"
+# What the error answers look like (BentoML documents `detail` as a string; pydantic's 400 carries a list).
+_ERROR_SCHEMAS = {
+    "ValidationErrorBody": {
+        "type": "object",
+        "required": ["error", "detail"],
+        "properties": {
+            "error": {"type": "string"},
+            "detail": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["loc", "msg"],
+                    "properties": {"loc": {"type": "array", "items": {}}, "msg": {"type": "string"}},
+                },
+            },
+        },
+    },
+    "ErrorBody": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+}
+
+
+def _openapi30(node: Any) -> Any:
+    """pydantic's JSON Schema -> OpenAPI 3.0 (the version BentoML declares): `X | None` becomes nullable."""
+    if isinstance(node, list):
+        return [_openapi30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    options = node.get("anyOf")
+    if options and {"type": "null"} in options and len(options) == 2:
+        (other,) = [option for option in options if option != {"type": "null"}]
+        rest = {k: _openapi30(v) for k, v in node.items() if k != "anyOf"}
+        return {**_openapi30(other), **rest, "nullable": True} if "$ref" not in other else rest | {"nullable": True}
+    return {k: _openapi30(v) for k, v in node.items()}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def openapi_document() -> dict[str, Any]:
+    """BentoML's OpenAPI document with every status this service can answer, and the real answer shapes."""
+    if "doc" in _OPENAPI_CACHE:
+        return _OPENAPI_CACHE["doc"]
+    from serving.open311 import Open311Error, Open311Request, Open311Response
+
+    doc = Eta311.openapi_spec.asdict()
+    schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Estimate, EstimateBatch, Open311Request, Open311Response, Open311Error):
+        schema = model.model_json_schema(ref_template=_REF)
+        schemas.update(_openapi30(schema.pop("$defs", {})))
+        schemas[model.__name__] = _openapi30(schema)
+    schemas.update(_ERROR_SCHEMAS)
+    ref = {name: {"$ref": _REF.format(model=name)} for name in schemas}
+    georeport_errors = {"type": "array", "items": ref["Open311Error"]}
+    for path, item in doc.get("paths", {}).items():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"] = {str(k): v for k, v in operation["responses"].items()}
+            if "422" in responses:  # FastAPI's query validation; answered as 400 by `_bad_query`
+                responses.pop("422")
+                responses["400"] = _json(ref["ValidationErrorBody"], "Invalid query parameter")
+            if path in JSON_ENDPOINTS:
+                responses.pop("404", None)
+                responses.pop("500", None)
+                answer = ref["Estimate"] if path == "/estimate" else ref["EstimateBatch"]
+                responses["200"] = _json(answer, "The estimate(s)")
+                responses["400"] = _json(ref["ValidationErrorBody"], "Invalid input: `detail` names each field")
+                for status, text in _EXTRA_STATUSES.items():
+                    responses[str(status)] = _json(ref["ErrorBody"], text)
+            elif path == "/open311/estimate":
+                responses["200"] = _json({"type": "array", "items": ref["Open311Response"]}, "A GeoReport list")
+                for status in ("400", "413", "415", "503"):
+                    responses[status] = _json(georeport_errors, responses[status]["description"])
+            elif path in ("/dashboard", "/forecast/departments"):
+                responses["400"] = _json(ref["ValidationErrorBody"], "Unknown department or invalid query")
+                responses["503"] = _json(ref["ErrorBody"], "Dashboard inputs missing or models not loaded")
+            elif path == "/readyz":
+                responses["503"] = {"description": "Not ready: the JSON detail says what is missing"}
+            responses.setdefault("413", _json(ref["ErrorBody"], _EXTRA_STATUSES[413]))
+    _OPENAPI_CACHE["doc"] = doc
+    return doc
+
+
+@extras.get("/docs.json", include_in_schema=False)
+def docs_json() -> JSONResponse:
+    return JSONResponse(openapi_document())
+
+
+# --- the service ------------------------------------------------------------------------------------------
+
+
+@bentoml.service(
+    name="eta311",
+    workers=1,
+    traffic={"timeout": 30},
+    logging={"access": {"enabled": False}},
+)
+@bentoml.asgi_app(extras, path="/")
+class Eta311:
+    """When will a 311 request be done, and which department will do it."""
+
+    time_to_close_model = bentoml.models.BentoModel(f"{BENTO_TIME_TO_CLOSE}:latest")
+    department_model = bentoml.models.BentoModel(f"{BENTO_DEPARTMENT}:latest")
+    snapshot_model = bentoml.models.BentoModel(f"{BENTO_SNAPSHOT}:latest")
+
+    def __init__(self) -> None:
+        STATE.registry_note = os.environ.get(REGISTRY_NOTE_ENV) or None
+        if STATE.registry_note:
+            log.warning("%s", STATE.registry_note)
+        STATE.counters = _counters()
+        logging.getLogger("bentoml._internal.server.http_app").addFilter(_ClientErrorFilter())
+        self._loader = threading.Thread(target=self._load, name="eta311-loader", daemon=True)
+        self._loader.start()
+
+    def _load(self) -> None:
+        """Resolve the three BentoML models, build the estimator, then freeze the heap (fewer GC stalls)."""
+        import pandas as pd
+
+        from serving.bundle import SNAPSHOT_FILE, ModelBundle
+        from serving.estimator import Estimator, Versions
+        from serving.model_store import bundle_folder
+
+        started = time.perf_counter()
+        try:
+            time_model, department_model, snapshot = (
+                self.time_to_close_model,
+                self.department_model,
+                self.snapshot_model,
+            )
+            # One thread per prediction (OMP_NUM_THREADS=1 from `eta311 serve`): with several requests in
+            # flight, LightGBM's thread pool only adds contention (measured in STYLE.md).
+            time_bundle = ModelBundle.load(bundle_folder(time_model.path))
+            department_bundle = ModelBundle.load(bundle_folder(department_model.path))
+            frame = pd.read_parquet(Path(snapshot.path) / SNAPSHOT_FILE)
+            versions = Versions(
+                time_model.info.labels.get("registry_version", str(time_model.tag.version)),
+                department_model.info.labels.get("registry_version", str(department_model.tag.version)),
+            )
+            estimator = Estimator(time_bundle, department_bundle, frame, versions)
+            estimator.estimate([{"request_type": None}])  # warm the lookups and the boosters
+        except Exception as error:  # any failure must show in /readyz, not kill the worker silently
+            log.exception("could not load the models")
+            STATE.detail = f"models could not be loaded: {error}"
+            return
+        STATE.models = {
+            "time_to_close": str(time_model.tag),
+            "time_to_close_version": versions.time_to_close,
+            "department": str(department_model.tag),
+            "department_version": versions.department,
+            "snapshot": str(snapshot.tag),
+        }
+        gc.collect()
+        gc.freeze()
+        STATE.ready_seconds = time.perf_counter() - started
+        STATE.detail = STATE.registry_note or "serving the champion models imported from the registry"
+        STATE.estimator = estimator
+        log.info("models loaded in %.2f s: %s", STATE.ready_seconds, STATE.models)
+
+    def __is_ready__(self) -> bool:
+        return STATE.estimator is not None
+
+    @bentoml.api(route="/estimate", input_spec=EstimateRequest, output_spec=Estimate)
+    def estimate(self, **request: Any) -> JSONResponse:
+        """Estimate for one intake request: hours P10/P50/P90, P(closed within 1/3/7/30 days), department."""
+        return JSONResponse(_estimate_or_raise([request])[0])
+
+    @bentoml.api(route="/estimate_batch", input_spec=EstimateBatchRequest, output_spec=EstimateBatch)
+    def estimate_batch(self, requests: list[EstimateRequest]) -> JSONResponse:
+        """Estimates for up to 1,000 requests, in order (one vectorised prediction for the whole batch)."""
+        return JSONResponse({"estimates": _estimate_or_raise([r.model_dump() for r in requests])})
+
+
+Eta311.add_asgi_middleware(GuardMiddleware, state=STATE)

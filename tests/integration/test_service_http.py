@@ -1,0 +1,410 @@
+"""The real HTTP service: `eta311 serve` as a subprocess on 127.0.0.1 serving champions from a temp MLflow store.
+
+One server per module (tiny models trained through the CLI, promoted, then served); every test talks to it
+over loopback HTTP. Covers the answer's keys, parity with offline scoring of the registered models, batch =
+one by one, the 400/413/415 contract, unknown values, Open311 (JSON and form), metrics, the OpenAPI
+document (with a bounded schemathesis run), the registry-unreachable fallback and the no-champion exit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from eta311.cli import app
+from features.schema import write_records
+from training.synth import synthesize
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+READY_TIMEOUT_S = 120
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tiny_spec(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("time_to_close.yaml", "department.yaml"):
+        spec = yaml.safe_load((ROOT / "models" / name).read_text())
+        for key in ("params", "horizon_params"):
+            if key in spec:
+                spec[key].update(n_estimators=5, num_threads=1)
+        (folder / name).write_text(yaml.safe_dump(spec))
+    return folder
+
+
+def _cli(*args: str) -> Any:
+    result = CliRunner().invoke(app, list(args), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    return json.loads(text[min(i for i in (text.find("{"), text.find("[")) if i >= 0) :])
+
+
+class Server:
+    """`python -m eta311 serve` in its own process group (so the BentoML workers stop with it)."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.started = time.perf_counter()
+        command = [sys.executable, "-m", "eta311", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        command += ["--workers", str(workers)]
+        self.log = log_path.open("w")
+        self.process = subprocess.Popen(
+            command, env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT, start_new_session=True
+        )
+
+    def wait_ready(self) -> float:
+        deadline = time.perf_counter() + READY_TIMEOUT_S
+        while time.perf_counter() < deadline:
+            if self.process.poll() is not None:
+                pytest.fail(f"server exited with {self.process.returncode}:\n{self.log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return time.perf_counter() - self.started
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        pytest.fail(f"server not ready in {READY_TIMEOUT_S} s:\n{self.log_path.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=10)
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("service")
+    home = folder / "home"
+    env_overrides = {
+        "ETA311_HOME": str(home),
+        "BENTOML_HOME": str(home / "bentoml"),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env_overrides.items():
+            mp.setenv(key, value)
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        records = synthesize(rows=8000, seed=3, start="2024-01-01", days=60)
+        data = folder / "records.parquet"
+        write_records(records, data)
+        trained = _cli("train", str(data), "--spec", str(_tiny_spec(folder / "spec")), "--json")
+        _cli("promote", "--json")
+        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+        server = Server(env, folder / "server.log")
+        try:
+            startup = server.wait_ready()
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                yield {
+                    "client": client,
+                    "url": server.url,
+                    "home": home,
+                    "env": env,
+                    "records": records,
+                    "versions": trained["versions"],
+                    "startup_s": startup,
+                    "folder": folder,
+                }
+        finally:
+            server.stop()
+
+
+def _rows(records: pd.DataFrame, n: int) -> list[dict[str, Any]]:
+    """JSON request bodies from the last n synthetic records (plain strings, ISO timestamps with offset)."""
+    out = []
+    for record in records.tail(n).to_dict("records"):
+        row = {
+            key: record[key]
+            for key in ("request_type", "source", "description", "latitude", "longitude", "zip_code")
+            if not pd.isna(record[key])
+        }
+        row["neighborhood"] = None if pd.isna(record["neighborhood"]) else record["neighborhood"]
+        row["created_at"] = record["created_at"].tz_convert("America/Los_Angeles").isoformat()
+        row["request_id"] = str(record["request_id"])
+        out.append(row)
+    return out
+
+
+def test_ready_and_answer_has_the_contract_keys(served: dict[str, Any]) -> None:
+    assert served["startup_s"] < READY_TIMEOUT_S
+    ready = served["client"].get("/readyz")
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.json()["models"]["time_to_close_version"] == served["versions"]["eta311-time-to-close"]
+    assert served["client"].get("/livez").status_code == 200
+    body = _rows(served["records"], 1)[0]
+    response = served["client"].post("/estimate", json=body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert {"expected_close_at", "hours", "p_closed_within", "department", "message", "model", "warnings"} <= set(
+        answer
+    )
+    assert set(answer["hours"]) == {"p10", "p50", "p90"}
+    assert set(answer["p_closed_within"]) == {"1d", "3d", "7d", "30d"}
+    assert len(answer["department"]["top"]) == 3
+    assert dt.datetime.fromisoformat(answer["expected_close_at"]).utcoffset() is not None
+    assert answer["message"].startswith("Most requests like yours are completed in ")
+    assert answer["model"]["department_version"] == served["versions"]["eta311-department"]
+    assert answer["request_id"] == body["request_id"]
+
+
+def test_http_equals_offline_scoring_of_the_registered_models(served: dict[str, Any]) -> None:
+    """Champions loaded from the registry and scored in-process give bit-identical numbers to HTTP."""
+    from features.pipeline import FeaturePipeline
+    from serving.bundle import horizon_key, predict_department, predict_time_to_close, quantile_key
+    from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
+    from serving.schemas import EstimateRequest
+
+    home = served["home"]
+    configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
+    time_model = load_model(TIME_TO_CLOSE, CHAMPION).bundle
+    department_model = load_model(DEPARTMENT, CHAMPION).bundle
+    pipeline = FeaturePipeline.from_dict(time_model.pipeline)
+    snapshot = pipeline.load_snapshot(pd.read_parquet(home / "snapshots" / "latest.parquet"))
+    bodies = _rows(served["records"], 30)
+    rows = [EstimateRequest.model_validate(body).model_dump() for body in bodies]
+    matrix = pipeline.transform_rows(rows, snapshot)
+    times = predict_time_to_close(time_model, matrix)
+    probabilities = predict_department(department_model, matrix)
+    classes = department_model.metadata["classes"]
+
+    answers = served["client"].post("/estimate_batch", json={"requests": bodies}).json()["estimates"]
+    for i, answer in enumerate(answers):
+        assert answer["hours"] == {f"p{round(q * 100)}": times[quantile_key(q)][i] for q in (0.1, 0.5, 0.9)}
+        assert answer["p_closed_within"] == {f"{h}d": times[horizon_key(h)][i] for h in (1, 3, 7, 30)}
+        best = int(probabilities[i].argmax())
+        assert answer["department"]["name"] == classes[best]
+        assert answer["department"]["probability"] == probabilities[i, best]
+
+    # The registered MLflow pyfunc, scoring the same rows as a frame, agrees too (its snapshot is the one
+    # `eta311 train` also wrote as latest.parquet). JSON strings vs pandas categoricals: tests/unit/test_estimator.
+    import mlflow
+
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{TIME_TO_CLOSE}@{CHAMPION}").predict(pd.DataFrame(bodies))
+    assert pyfunc["p50_hours"].tolist() == [a["hours"]["p50"] for a in answers]
+
+
+def test_batch_equals_one_by_one(served: dict[str, Any]) -> None:
+    bodies = _rows(served["records"], 12)
+    client = served["client"]
+    batch = client.post("/estimate_batch", json={"requests": bodies})
+    assert batch.status_code == 200
+    singles = [client.post("/estimate", json=body).json() for body in bodies]
+    assert batch.json()["estimates"] == singles
+
+
+def test_numbers_for_codes_equal_strings(served: dict[str, Any]) -> None:
+    body = _rows(served["records"], 1)[0] | {"zip_code": "90012"}
+    client = served["client"]
+    assert (
+        client.post("/estimate", json=body).json() == client.post("/estimate", json=body | {"zip_code": 90012}).json()
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"request_type": "Bulky Items", "created_at": "2024-03-01T10:00:00"}, "created_at"),
+        ({"created_at": "2999-01-01T00:00:00+00:00"}, "created_at"),
+        ({"latitude": 95.5, "longitude": -118.2}, "latitude"),
+        ({"longitude": "west"}, "longitude"),
+        ({"description": "x" * 4001}, "description"),
+        ({"request_type": ["a", "b"]}, "request_type"),
+        ({"priority": "high"}, "priority"),
+    ],
+)
+def test_bad_fields_answer_400_naming_the_field(served: dict[str, Any], body: dict[str, Any], field: str) -> None:
+    response = served["client"].post("/estimate", json=body)
+    assert response.status_code == 400, response.text
+    assert [item["loc"][0] for item in response.json()["detail"]] == [field]
+
+
+def test_other_bad_bodies_are_4xx_never_500(served: dict[str, Any]) -> None:
+    client = served["client"]
+    headers = {"content-type": "application/json"}
+    assert client.post("/estimate", content=b'{"request_type": ', headers=headers).status_code == 400
+    assert client.post("/estimate", content=b"[1, 2]", headers=headers).status_code == 400
+    assert client.post("/estimate", content=b"\xff\xfe", headers=headers).status_code == 400
+    assert (
+        client.post("/estimate", content=b"request_type=x", headers={"content-type": "text/plain"}).status_code == 415
+    )
+    multipart = client.post("/estimate", files={"request_type": ("a.txt", b"x")})
+    assert multipart.status_code == 415
+    too_many = client.post("/estimate_batch", json={"requests": [{}] * 1001})
+    assert too_many.status_code == 400 and too_many.json()["detail"][0]["loc"] == ["requests"]
+    assert client.post("/estimate_batch", json={"requests": []}).status_code == 400
+    nested = client.post("/estimate_batch", json={"requests": [{}, {"latitude": 100}]})
+    assert nested.status_code == 400 and nested.json()["detail"][0]["loc"] == ["requests", 1, "latitude"]
+
+
+def test_bodies_over_one_mib_answer_413(served: dict[str, Any]) -> None:
+    client = served["client"]
+    big = {"description": "x" * (1024 * 1024 + 10)}
+    assert client.post("/estimate", json=big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no content-length: the limit must hold on the streamed body too
+        yield b'{"description": "'
+        for _ in range(300):
+            yield b"y" * 4096
+        yield b'"}'
+
+    streamed = client.post("/estimate_batch", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    assert client.post("/open311/estimate", json=big).status_code == 413
+
+
+def test_unknown_request_type_answers_200_with_a_warning(served: dict[str, Any]) -> None:
+    body = {"request_type": "Dragon Removal", "neighborhood": "Atlantis", "created_at": "2024-02-20T09:00:00-08:00"}
+    response = served["client"].post("/estimate", json=body)
+    assert response.status_code == 200
+    warnings = response.json()["warnings"]
+    assert any("Dragon Removal" in w for w in warnings) and any("Atlantis" in w for w in warnings)
+
+
+def test_open311_json_and_form_give_the_same_georeport_answer(served: dict[str, Any]) -> None:
+    fields = {
+        "service_code": "Bulky Items",
+        "lat": "34.05",
+        "long": "-118.25",
+        "address_string": "200 N Spring St, Los Angeles, CA 90012",
+        "description": "old couch",
+        "requested_datetime": "2024-02-20T09:00:00-08:00",
+        "email": "someone@example.org",
+    }
+    client = served["client"]
+    as_json = client.post("/open311/estimate", json=fields)
+    as_form = client.post("/open311/estimate", data=fields)
+    assert as_json.status_code == as_form.status_code == 200
+    assert as_json.json() == as_form.json()
+    answer = as_json.json()
+    assert isinstance(answer, list) and len(answer) == 1
+    assert {"expected_datetime", "agency_responsible", "service_notice"} <= set(answer[0])
+    direct = client.post(
+        "/estimate",
+        json={
+            "request_type": "Bulky Items",
+            "latitude": 34.05,
+            "longitude": -118.25,
+            "zip_code": "90012",
+            "description": "old couch",
+            "created_at": "2024-02-20T09:00:00-08:00",
+        },
+    ).json()
+    assert answer[0]["expected_datetime"] == direct["expected_close_at"]
+    assert answer[0]["agency_responsible"] == direct["department"]["name"]
+    bad = client.post("/open311/estimate", data={"lat": "north", "requested_datetime": "2024-02-20 09:00"})
+    assert bad.status_code == 400
+    assert {e["field"] for e in bad.json()} == {"lat", "requested_datetime"}
+    assert client.post("/open311/estimate", content=b"<xml/>", headers={"content-type": "text/xml"}).status_code == 415
+
+
+def test_metrics_count_departments_and_warnings(served: dict[str, Any]) -> None:
+    client = served["client"]
+    client.post("/estimate", json={"request_type": "Dragon Removal", "created_at": "2024-02-20T09:00:00-08:00"})
+    text = client.get("/metrics").text
+    departments = [line for line in text.splitlines() if line.startswith("eta311_estimates_by_department_total{")]
+    assert departments and all(float(line.rsplit(" ", 1)[1]) >= 1 for line in departments)
+    assert 'eta311_estimate_warnings_total{kind="unseen_request_type"}' in text
+    assert "bentoml_service_request_total" in text
+
+
+def test_dashboard_endpoints_answer_html_or_a_503_detail(served: dict[str, Any]) -> None:
+    client = served["client"]
+    for path, kind in (("/dashboard", "text/html"), ("/forecast/departments", "application/json")):
+        response = client.get(path)
+        assert response.status_code in (200, 503), response.text
+        if response.status_code == 503:
+            assert response.json()["detail"]
+        else:
+            assert response.headers["content-type"].startswith(kind)
+            unknown = client.get(path, params={"department": "Ministry of Silly Walks"})
+            assert unknown.status_code == 400 and unknown.json()["detail"][0]["loc"] == ["query", "department"]
+
+
+def test_openapi_lists_every_status_and_schemathesis_finds_no_5xx(served: dict[str, Any]) -> None:
+    doc = served["client"].get("/docs.json").json()
+    for path in ("/estimate", "/estimate_batch", "/open311/estimate"):
+        assert {"200", "400", "413", "415", "503"} <= set(doc["paths"][path]["post"]["responses"])
+    assert "503" in doc["paths"]["/readyz"]["get"]["responses"]
+    # Bounded property-based run: no 5xx, every status documented, every answer in its documented shape and
+    # content type. The dashboard pair is left out: its documented 503 (forecast inputs missing) is a
+    # legitimate answer that the not_a_server_error check would count; test_dashboard_endpoints covers it.
+    completed = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "schemathesis"),
+            "run",
+            f"{served['url']}/docs.json",
+            "--checks",
+            "not_a_server_error,status_code_conformance,response_schema_conformance,content_type_conformance",
+            "--max-examples",
+            "8",
+            "--seed",
+            "311",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "10",
+            "--exclude-path",
+            "/dashboard",
+            "--exclude-path",
+            "/forecast/departments",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=150,
+        cwd=served["folder"],
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:]
+
+
+def test_unreachable_registry_serves_the_last_imported_models(served: dict[str, Any]) -> None:
+    env = served["env"] | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_free_port()}"}
+    server = Server(env, served["folder"] / "fallback.log", workers=1)
+    try:
+        server.wait_ready()
+        ready = httpx.get(f"{server.url}/readyz", timeout=5).json()
+        assert "unreachable" in ready["registry"] and "last imported" in ready["detail"]
+        assert ready["models"]["time_to_close_version"] == served["versions"]["eta311-time-to-close"]
+        assert httpx.post(f"{server.url}/estimate", json={}, timeout=10).status_code == 200
+    finally:
+        server.stop()
+    assert "unreachable" in (served["folder"] / "fallback.log").read_text()
+
+
+def test_serve_without_a_champion_exits_1_saying_what_to_do(eta_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `serve` sets these in its own process before exec; here they must not leak into later tests.
+    monkeypatch.setenv("BENTOML_HOME", str(eta_home / "bentoml"))
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    result = CliRunner().invoke(app, ["serve", "--port", str(_free_port())])
+    assert result.exit_code == 1
+    assert "no champion: run `eta311 train` then `eta311 promote`" in result.output
