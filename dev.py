@@ -62,6 +62,9 @@ def main(argv: list[str]) -> int:
         return 2
     step, rest = argv[0], argv[1:]
     setup()
+    # OpenMP threads sleep while waiting (see eta311/settings.py RUNTIME_ENV): spinning ones starve each
+    # other on a busy 2-core machine. Set before the child process loads LightGBM.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if step == "demo":
         return subprocess.call([str(BIN / "eta311"), "demo", *rest], cwd=ROOT)
     if step == "test":

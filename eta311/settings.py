@@ -17,6 +17,11 @@ QUIET_ENV = {
     "DO_NOT_TRACK": "1",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+# OpenMP threads (LightGBM, scikit-learn) sleep instead of spinning while they wait. On a 2-core machine
+# with anything else running, spinning threads starve each other: a 2-thread LightGBM fit measured 4.7x
+# slower than with passive waiting (24.3 s vs 5.2 s, same data, same load). Read when libgomp loads, so it
+# is set before the first model library is imported (here, in dev.py for tests, and in tests/conftest.py).
+RUNTIME_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class Settings:
 
 def configure_runtime(level: int = logging.INFO) -> None:
     """Logging and offline switches, set once at start-up by the CLI."""
-    for key, value in QUIET_ENV.items():
+    for key, value in (QUIET_ENV | RUNTIME_ENV).items():
         os.environ.setdefault(key, value)
     logging.basicConfig(
         level=level,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 SHARED_REAL = ROOT.parent / "shared" / "data" / "real"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """OpenMP threads wait passively (eta311.settings.RUNTIME_ENV), set before any test imports LightGBM."""
+    from eta311.settings import RUNTIME_ENV
+
+    for key, value in RUNTIME_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from features.schema import INTAKE_COLUMNS, INTAKE_DTYPES
 from serving.bundle import save_snapshot_frame
 from serving.registry import CHALLENGER, DEPARTMENT, TIME_TO_CLOSE, set_alias
 from training import plots
+from training.backtest import backtest_summary
 from training.evaluate import write_tables
 from training.train import TrainResult
 
@@ -68,8 +69,13 @@ def log_training(
     records: pd.DataFrame,
     snapshot: pd.DataFrame,
     specs: dict[str, dict[str, Any]],
+    backtest: pd.DataFrame | None = None,
 ) -> TrainResult:
-    """One MLflow run for one `eta311 train`; returns the result with run id and the new versions."""
+    """One MLflow run for one `eta311 train`; returns the result with run id and the new versions.
+
+    With a rolling-origin `backtest` table, its per-fold rows are logged as `evaluation/backtest.csv` and
+    the mean/min/max over folds as `backtest_*` metrics.
+    """
     import mlflow
     from mlflow.models import ModelSignature, infer_signature
 
@@ -106,6 +112,10 @@ def log_training(
         mlflow.log_dict(evaluation.summary, "evaluation/summary.json")
         for path in write_tables(evaluation, folder / "tables"):
             mlflow.log_artifact(str(path), "evaluation")
+        if backtest is not None and not backtest.empty:
+            backtest.to_csv(folder / "backtest.csv", index=False)
+            mlflow.log_artifact(str(folder / "backtest.csv"), "evaluation")
+            mlflow.log_metrics(backtest_summary(backtest))
         if evaluation.scored is not None and evaluation.scored["hours"].notna().any():
             resolved = evaluation.scored[evaluation.scored["hours"].notna()]
             mlflow.log_artifact(str(plots.calibration_plot(resolved, folder / "calibration.png")), "plots")

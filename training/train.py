@@ -152,8 +152,11 @@ def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: models.Engin
     names, categorical = prep.features.feature_names, prep.features.categorical_features
     monotone = models.monotone_constraints(names, MONOTONE_PREFIXES)
     rows, log_hours = _time_rows(prep, prep.train, follow_up)
+    keep = capped(len(rows), spec.get("max_train_rows"), spec["params"].get("seed", 0))
+    rows, log_hours = rows[keep], log_hours[keep]
     boosters, bases = engine.fit_quantiles(matrix[rows], log_hours, names, categorical, spec, monotone)
     horizon_rows = np.flatnonzero(prep.train)
+    horizon_rows = horizon_rows[capped(len(horizon_rows), spec.get("max_train_rows"), spec["params"].get("seed", 0))]
     labels = {
         float(h): horizon_labels(prep.records, h, prep.extracted_at).to_numpy()[horizon_rows]
         for h in spec["horizons_days"]
@@ -199,7 +202,8 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     fallback = index.get(OTHER_DEPARTMENT, 0)
     codes = np.array([index.get(d, fallback) for d in departments.astype("str").fillna("").to_numpy()])
 
-    rows = np.flatnonzero(train_known)
+    every_row = np.flatnonzero(train_known)
+    rows = every_row[capped(len(every_row), spec.get("max_train_rows"), spec["params"].get("seed", 0))]
     rng = np.random.default_rng(int(spec["params"].get("seed", 0)))
     dropped = rows[rng.random(len(rows)) < float(spec["type_dropout"])]
     matrix = np.vstack([prep.features.values[rows], prep.features_no_type.values[dropped]])
@@ -214,7 +218,9 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     temperature = models.fit_temperature(logits, codes[cal])
     type_column = prep.features.feature_names.index("request_type")
     calibration: dict[str, Any] = {"temperature": temperature}
-    calibration["type_counts"] = _type_counts(prep.features.values[rows, type_column], codes[rows], len(classes))
+    calibration["type_counts"] = _type_counts(
+        prep.features.values[every_row, type_column], codes[every_row], len(classes)
+    )
     probe = ModelBundle("department", spec, prep.pipeline.to_dict(), {"department": booster}, calibration, {})
     probe.metadata["classes"] = classes
     probabilities = softmax(logits / temperature)
@@ -222,7 +228,7 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
         lambda m: blend_type_counts(probabilities, prep.features.values[cal], probe, m), codes[cal]
     )
     # The final counts also take in the calibration slice: the most recent history of each type.
-    seen = np.concatenate([rows, cal])
+    seen = np.concatenate([every_row, cal])
     calibration["type_counts"] = _type_counts(prep.features.values[seen, type_column], codes[seen], len(classes))
     majority = TypeMajorityDepartment().fit(prep.records.loc[prep.train | prep.calibration])
     metadata = {
@@ -241,6 +247,18 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
         calibration["type_count_strength"],
     )
     return ModelBundle("department", spec, prep.pipeline.to_dict(), {"department": booster}, calibration, metadata)
+
+
+def capped(n: int, limit: int | None, seed: int) -> np.ndarray:
+    """Positions of a uniform sample of at most `limit` of `n` rows, in order (all of them without a limit).
+
+    Boosters gain little past a few hundred thousand rows of a few dozen request types, while their cost
+    grows linearly; the spec's `max_train_rows` keeps a city-year within the training budget. Statistics
+    that need every row (the type's department counts, conformal offsets, baselines) still use them all.
+    """
+    if not limit or n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=int(limit), replace=False))
 
 
 def excluded_columns(names: list[str], prefixes: list[str]) -> list[int]:

@@ -26,13 +26,15 @@ pytestmark = pytest.mark.slow
 
 
 def small_spec(folder: Path, rounds: int = 25) -> Path:
-    """The repository's specs with few boosting rounds, so a test trains in seconds."""
+    """The repository's specs with few boosting rounds, so a test trains in seconds, and one thread per
+    booster (two threads on a busy 2-core machine can stall LightGBM for minutes)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("time_to_close.yaml", "department.yaml"):
         spec = yaml.safe_load((ROOT / "models" / name).read_text())
         for key in ("params", "horizon_params"):
             if key in spec:
                 spec[key]["n_estimators"] = rounds
+                spec[key]["num_threads"] = 1
         (folder / name).write_text(yaml.safe_dump(spec))
     return folder
 

@@ -119,3 +119,14 @@ def test_type_counts_pull_a_well_known_type_to_its_history_and_leave_unseen_type
     assert blended[0].argmax() == 2 and blended[0, 2] > 0.98
     np.testing.assert_allclose(blended[1], (np.array([2, 0, 0]) + 10 * alone[1]) / 12)
     np.testing.assert_allclose(blended[2:], alone[2:])
+
+
+def test_capped_keeps_every_row_under_the_limit_and_a_sorted_sample_over_it():
+    from training.train import capped
+
+    np.testing.assert_array_equal(capped(5, None, 0), np.arange(5))
+    np.testing.assert_array_equal(capped(5, 10, 0), np.arange(5))
+    sample = capped(1000, 100, 7)
+    assert len(sample) == 100 and len(set(sample.tolist())) == 100
+    assert np.all(np.diff(sample) > 0) and sample.max() < 1000
+    np.testing.assert_array_equal(sample, capped(1000, 100, 7))  # deterministic for a seed

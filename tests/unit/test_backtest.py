@@ -1,0 +1,33 @@
+"""Rolling-origin backtest: one retrain per window, each tested only on the window after its origin."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from tests.model.test_behaviour import small_specs
+from training.backtest import backtest, backtest_summary
+from training.synth import synthesize
+
+
+def test_backtest_trains_one_fold_per_window_and_tests_after_each_origin() -> None:
+    records = synthesize(rows=12_000, seed=3, start="2024-01-01", days=100)
+    specs = small_specs(rounds=10)
+    for spec in specs.values():
+        for key in ("params", "horizon_params"):
+            if key in spec:
+                spec[key] = {**spec[key], "num_threads": 1}
+    table = backtest(records, specs, folds=2, test_days=14)
+    assert list(table["fold"]) == [0, 1]
+    starts = pd.to_datetime(table["test_start"])
+    assert (starts.diff().dropna() == pd.Timedelta(days=14)).all()
+    assert (table["ttc_n"] > 0).all() and table["ttc_coverage_p10_p90"].between(0, 1).all()
+    summary = backtest_summary(table)
+    assert summary["backtest_folds"] == 2
+    assert summary["backtest_min_ttc_mae_hours"] <= summary["backtest_mean_ttc_mae_hours"]
+    assert summary["backtest_mean_ttc_mae_hours"] <= summary["backtest_max_ttc_mae_hours"]
+
+
+def test_backtest_is_skipped_when_the_data_is_too_short() -> None:
+    records = synthesize(rows=2_000, seed=3, start="2024-01-01", days=20)
+    assert backtest(records, small_specs(rounds=5), folds=3, test_days=28).empty
+    assert backtest_summary(pd.DataFrame()) == {}
