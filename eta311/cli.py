@@ -197,11 +197,20 @@ def train(
     test_start: Annotated[
         str | None, typer.Option("--test-start", help="Test on requests created from this date (default: by share).")
     ] = None,
+    backtest_folds: Annotated[
+        int,
+        typer.Option(
+            "--backtest-folds",
+            min=0,
+            help="Also run a rolling-origin backtest over this many 28-day windows (retrains per fold; 0 = off).",
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train both models, evaluate on a temporal test, log one MLflow run and register two challengers."""
     import pandas as pd
 
+    from training.backtest import backtest, backtest_summary
     from training.spec import SpecError, load_specs
     from training.tracking import log_training
     from training.train import make_engine, train_models
@@ -220,18 +229,26 @@ def train(
     with make_engine(engine.value, dask_scheduler) as trainer:
         try:
             result = train_models(records, specs, trainer, start)
+            folds = backtest(records, specs, trainer, backtest_folds) if backtest_folds else None
         except ValueError as error:
             raise _fail(f"{data}: {error}") from error
     snapshot = result.prepared.pipeline.workload_snapshot(result.prepared.records, result.prepared.extracted_at)
-    log_training(result, str(data.resolve()), result.prepared.records, snapshot, specs)
+    log_training(result, str(data.resolve()), result.prepared.records, snapshot, specs, folds)
     settings.snapshots_dir.mkdir(parents=True, exist_ok=True)
     snapshot.to_parquet(settings.snapshots_dir / "latest.parquet", index=False)
+    from serving.forecast import write_forecast_inputs
+
+    write_forecast_inputs(
+        result.prepared.records, result.prepared.extracted_at, settings.snapshots_dir, result.prepared.pipeline
+    )
     summary = {
         "run_id": result.run_id,
         "versions": result.versions,
         "evaluation": result.evaluation.summary,
         "stage_seconds": result.stage_seconds,
     }
+    if folds is not None:
+        summary["backtest"] = {"folds": folds.to_dict("records"), "summary": backtest_summary(folds)}
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
@@ -239,6 +256,11 @@ def train(
     for name, version in result.versions.items():
         typer.echo(f"{name}: version {version} (alias challenger)")
     typer.echo(_evaluation_table(result.evaluation.summary))
+    if folds is not None and folds.empty:
+        typer.echo(f"backtest: skipped, the data spans fewer than {backtest_folds + 2} windows of 28 days")
+    elif folds is not None:
+        columns = ["test_start", "ttc_n", "ttc_mae_hours", "ttc_baseline_type_median_mae_hours", "ttc_coverage_p10_p90"]
+        typer.echo("rolling-origin backtest:\n" + folds[columns + ["dept_accuracy"]].to_string(index=False))
 
 
 def _evaluation_table(summary: dict) -> str:
@@ -363,4 +385,97 @@ def snapshot(
     out = out or settings.snapshots_dir / "latest.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
+    from serving.forecast import write_forecast_inputs
+
+    write_forecast_inputs(records, instant, out.parent, pipeline)
     typer.echo(f"wrote workload snapshot as of {instant.isoformat()} ({len(table)} keys) to {out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback unless you mean otherwise).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 3000,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the champions (imported into ETA311_HOME/bentoml) and the latest workload snapshot over HTTP."""
+    from serving.serve import NoChampion, prepare_and_exec
+
+    settings = Settings.from_env().ensure()
+    try:
+        prepare_and_exec(settings, host=host, port=port, workers=workers)
+    except NoChampion as error:
+        raise _fail(str(error)) from error
+
+
+@app.command()
+def forecast(
+    data: Annotated[Path, typer.Argument(help="Canonical records Parquet (history up to as-of).", show_default=False)],
+    out: Annotated[Path, typer.Option("--out", help="Folder for index.html and the CSV tables.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Instant (ISO 8601; naive = UTC); default: latest created_at.")
+    ] = None,
+    horizon_days: Annotated[int, typer.Option("--horizon-days", min=1, max=90, help="Days to forecast.")] = 14,
+    lookback_days: Annotated[
+        int, typer.Option("--lookback-days", min=7, max=365, help="History for intake and accountability.")
+    ] = 28,
+    alias: Annotated[Alias, typer.Option("--alias", help="Which registered versions to use.")] = Alias.champion,
+    targets: Annotated[
+        Path | None, typer.Option("--targets", help="JSON {request type: days} thresholds for the at-risk list.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Per department and day: expected closures (80% band), intake and backlog; at-risk list; accountability."""
+    import os
+
+    import pandas as pd
+
+    from serving.forecast import forecast_records
+    from serving.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
+
+    settings = Settings.from_env().ensure()
+    records = _read(data)
+    try:
+        instant = pd.Timestamp(as_of) if as_of else None
+    except ValueError as error:
+        raise _fail(f"--as-of: {as_of!r} is not a date or time", 2) from error
+    try:
+        thresholds = json.loads(targets.read_text()) if targets else None
+    except (OSError, ValueError) as error:
+        raise _fail(f"--targets: {error}", 2) from error
+    _tracking(settings)
+    try:
+        time_model = load_model(TIME_TO_CLOSE, alias.value)
+        department_model = load_model(DEPARTMENT, alias.value)
+    except RegistryError as error:
+        raise _fail(str(error)) from error
+    try:
+        report = forecast_records(
+            records, time_model.bundle, department_model.bundle, instant, horizon_days, lookback_days, thresholds
+        )
+    except ValueError as error:
+        raise _fail(f"{data}: {error}") from error
+    page = report.write(out)
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:  # under `mlflow run`: attach the report to the project's run without ending it
+        from serving.registry import client
+
+        client().log_artifacts(run_id, str(out), artifact_path="forecast")
+        log.info("logged %s as artifacts of run %s", out, run_id)
+    summary = report.summary | {"page": str(page), "models": {"time_to_close": time_model.version}}
+    summary["models"]["department"] = department_model.version
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    totals = report.department_totals
+    week = totals[totals["days"] == totals["days"].min()]
+    days = int(week["days"].iloc[0])
+    typer.echo(f"forecast as of {report.as_of.isoformat()}: {summary['open_requests']:,} open requests")
+    typer.echo(f"{'department':<28} {'open':>8} {f'closures {days}d':>12} {'80% band':>17} {f'intake {days}d':>10}")
+    for _, row in week.iterrows():
+        typer.echo(
+            f"{row['department']:<28} {row['open_at_as_of']:>8,.0f} {row['expected_closures']:>12,.0f} "
+            f"{row['low']:>8,.0f}-{row['high']:<8,.0f} {row['expected_intake']:>10,.0f}"
+        )
+    typer.echo(f"at risk: {summary['at_risk']:,}; report: {page}")

@@ -1,0 +1,72 @@
+"""Fixtures shared by the forecast and dashboard tests: one small synthetic city with tiny champions, trained
+once per session into a real sqlite MLflow store under a temporary ETA311_HOME."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+# Local midnight: the forecast's 24-hour days are then calendar days.
+AS_OF = pd.Timestamp("2024-04-10", tz="America/Los_Angeles").tz_convert("UTC")
+
+
+def tiny_spec(folder: Path, rounds: int = 30) -> Path:
+    """The repository's specs with few rounds and one thread (2 shared cores), so training takes seconds."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in ("time_to_close.yaml", "department.yaml"):
+        spec = yaml.safe_load((ROOT / "models" / name).read_text())
+        for key in ("params", "horizon_params"):
+            if key in spec:
+                spec[key]["n_estimators"] = rounds
+                spec[key]["num_threads"] = 1
+        (folder / name).write_text(yaml.safe_dump(spec))
+    return folder
+
+
+def _quiet_env(patch: pytest.MonkeyPatch, home: Path) -> None:
+    patch.setenv("ETA311_HOME", str(home))
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    patch.delenv("MLFLOW_RUN_ID", raising=False)
+    for key, value in {
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "BENTOML_DO_NOT_TRACK": "true",
+        "GX_ANALYTICS_ENABLED": "false",
+    }.items():
+        patch.setenv(key, value)
+
+
+@pytest.fixture(scope="session")
+def forecast_city_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A 40k-request city over 110 days; the data file is what was known at AS_OF (later outcomes censored);
+    champions trained on it with `eta311 train` + `eta311 promote`, which also write the forecast inputs."""
+    from features.schema import write_records
+    from serving.forecast import view_at
+    from tests.integration.test_training_mlflow import run_cli
+    from training.synth import synthesize
+
+    folder = tmp_path_factory.mktemp("forecast")
+    home = folder / "home"
+    full = synthesize(rows=40_000, seed=21, start="2024-01-01", days=110)
+    data = folder / "records.parquet"
+    write_records(view_at(full, AS_OF), data)
+    spec = tiny_spec(folder / "spec")
+    with pytest.MonkeyPatch.context() as patch:
+        _quiet_env(patch, home)
+        run_cli("train", str(data), "--spec", str(spec), "--json")
+        run_cli("promote", "--force", "--json")
+    return {"home": home, "full": full, "data": data, "folder": folder}
+
+
+@pytest.fixture
+def forecast_city(forecast_city_trained: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
+    """The trained city with ETA311_HOME and MLflow pointed at its store for this test."""
+    from serving.registry import configure_tracking
+
+    home = forecast_city_trained["home"]
+    _quiet_env(monkeypatch, home)
+    configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
+    return forecast_city_trained
