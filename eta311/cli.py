@@ -148,12 +148,16 @@ def check(
 def demo(
     rows: Annotated[int, typer.Option("--rows", min=1000, help="Synthetic requests to generate.")] = 1_750_000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the service at the end.")] = True,
+    host: Annotated[str, typer.Option("--host", help="Address the service binds.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of the service.")] = 3000,
 ) -> None:
-    """The end-to-end demo on the embedded default: synthesize a city, ingest it, check it, summarise it."""
-    from eta311.demo import run_demo
+    """The whole product on a synthetic LA year: ingest, check, train, promote, forecast, then serve it."""
+    from eta311.demo import ServeOptions, run_demo
 
     settings = Settings.from_env().ensure()
-    passed = run_demo(settings, rows=rows, seed=seed, echo=typer.echo)
+    options = ServeOptions(serve=serve, host=host, port=port)
+    passed = run_demo(settings, rows, seed, typer.echo, _evaluation_table, options)
     if not passed:
         raise typer.Exit(1)
 
@@ -210,10 +214,9 @@ def train(
     """Train both models, evaluate on a temporal test, log one MLflow run and register two challengers."""
     import pandas as pd
 
-    from training.backtest import backtest, backtest_summary
     from training.spec import SpecError, load_specs
-    from training.tracking import log_training
-    from training.train import make_engine, train_models
+    from training.train import make_engine
+    from training.workflow import train_and_register
 
     settings = Settings.from_env().ensure()
     try:
@@ -228,39 +231,30 @@ def train(
     _tracking(settings)
     with make_engine(engine.value, dask_scheduler) as trainer:
         try:
-            result = train_models(records, specs, trainer, start)
-            folds = backtest(records, specs, trainer, backtest_folds) if backtest_folds else None
+            summary = train_and_register(records, specs, data, settings.snapshots_dir, trainer, start, backtest_folds)
         except ValueError as error:
             raise _fail(f"{data}: {error}") from error
-    snapshot = result.prepared.pipeline.workload_snapshot(result.prepared.records, result.prepared.extracted_at)
-    log_training(result, str(data.resolve()), result.prepared.records, snapshot, specs, folds)
-    settings.snapshots_dir.mkdir(parents=True, exist_ok=True)
-    snapshot.to_parquet(settings.snapshots_dir / "latest.parquet", index=False)
-    from serving.forecast import write_forecast_inputs
-
-    write_forecast_inputs(
-        result.prepared.records, result.prepared.extracted_at, settings.snapshots_dir, result.prepared.pipeline
-    )
-    summary = {
-        "run_id": result.run_id,
-        "versions": result.versions,
-        "evaluation": result.evaluation.summary,
-        "stage_seconds": result.stage_seconds,
-    }
-    if folds is not None:
-        summary["backtest"] = {"folds": folds.to_dict("records"), "summary": backtest_summary(folds)}
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
-    typer.echo(f"run id: {result.run_id}")
-    for name, version in result.versions.items():
-        typer.echo(f"{name}: version {version} (alias challenger)")
-    typer.echo(_evaluation_table(result.evaluation.summary))
-    if folds is not None and folds.empty:
-        typer.echo(f"backtest: skipped, the data spans fewer than {backtest_folds + 2} windows of 28 days")
-    elif folds is not None:
+    typer.echo(_training_report(summary))
+
+
+def _training_report(summary: dict) -> str:
+    """What `eta311 train` prints: run id, the new versions, the evaluation table and the backtest."""
+    lines = [f"run id: {summary['run_id']}"]
+    lines += [f"{name}: version {version} (alias challenger)" for name, version in summary["versions"].items()]
+    lines.append(_evaluation_table(summary["evaluation"]))
+    folds = summary.get("backtest", {}).get("folds")
+    if folds == []:
+        lines.append("backtest: skipped, the data spans too few 28-day windows")
+    elif folds:
+        import pandas as pd
+
         columns = ["test_start", "ttc_n", "ttc_mae_hours", "ttc_baseline_type_median_mae_hours", "ttc_coverage_p10_p90"]
-        typer.echo("rolling-origin backtest:\n" + folds[columns + ["dept_accuracy"]].to_string(index=False))
+        table = pd.DataFrame(folds)[[*columns, "dept_accuracy"]]
+        lines.append("rolling-origin backtest:\n" + table.to_string(index=False))
+    return "\n".join(lines)
 
 
 def _evaluation_table(summary: dict) -> str:

@@ -1,5 +1,5 @@
-"""`eta311 ingest`, `check`, `synth` and `demo` through the real CLI: reconciliation, quarantine, exit codes,
-inputs untouched, determinism."""
+"""`eta311 ingest`, `check` and `synth` through the real CLI: reconciliation, quarantine, exit codes, inputs
+untouched, determinism. The demo has its own test (tests/integration/test_demo.py)."""
 
 from __future__ import annotations
 
@@ -57,11 +57,3 @@ def test_ingest_fails_clearly_on_unknown_format_and_missing_columns(tmp_path: Pa
     frame.drop(columns=[created]).to_csv(broken, index=False)
     result = invoke("ingest", str(broken), "--out", str(tmp_path / "o.parquet"), "--format", "nyc")
     assert result.exit_code == 1 and "no_created.csv" in result.output and "missing required column" in result.output
-
-
-def test_demo_runs_end_to_end_on_a_small_city(eta_home: Path) -> None:
-    result = invoke("demo", "--rows", "20000")
-    assert result.exit_code == 0, result.output
-    assert "rows read 20000 = accepted" in result.output
-    assert (eta_home / "data" / "requests.parquet").is_file()
-    assert (eta_home / "data_docs" / "index.html").is_file()
