@@ -7,24 +7,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+
+from tests.specs import write_small_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 # Local midnight: the forecast's 24-hour days are then calendar days.
 AS_OF = pd.Timestamp("2024-04-10", tz="America/Los_Angeles").tz_convert("UTC")
-
-
-def tiny_spec(folder: Path, rounds: int = 30) -> Path:
-    """The repository's specs with few rounds and one thread (2 shared cores), so training takes seconds."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("time_to_close.yaml", "department.yaml"):
-        spec = yaml.safe_load((ROOT / "models" / name).read_text())
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key]["n_estimators"] = rounds
-                spec[key]["num_threads"] = 1
-        (folder / name).write_text(yaml.safe_dump(spec))
-    return folder
 
 
 def _quiet_env(patch: pytest.MonkeyPatch, home: Path) -> None:
@@ -53,7 +41,7 @@ def forecast_city_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     full = synthesize(rows=40_000, seed=21, start="2024-01-01", days=110)
     data = folder / "records.parquet"
     write_records(view_at(full, AS_OF), data)
-    spec = tiny_spec(folder / "spec")
+    spec = write_small_specs(folder / "spec", rounds=30)
     with pytest.MonkeyPatch.context() as patch:
         _quiet_env(patch, home)
         run_cli("train", str(data), "--spec", str(spec), "--json")

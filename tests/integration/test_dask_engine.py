@@ -16,12 +16,12 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
 from serving.bundle import ModelBundle, quantile_key
+from tests.specs import write_small_specs
 from training.models import LocalEngine
 from training.spec import load_specs
 from training.synth import synthesize
@@ -39,24 +39,6 @@ ACCURACY_WITHOUT_TYPE_ABSOLUTE = 0.04
 LOG_LOSS_RELATIVE = 0.10
 
 
-def write_small_spec(folder: Path, rounds: int = 25) -> Path:
-    """The repository's specs with few boosting rounds and one thread per booster.
-
-    One thread makes the local run comparable with the Dask workers (one thread each) and keeps it fast when
-    the machine is busy: two OpenMP threads on a loaded two-core box spin at every barrier and were measured
-    two orders of magnitude slower.
-    """
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("time_to_close.yaml", "department.yaml"):
-        spec = yaml.safe_load((ROOT / "models" / name).read_text())
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key]["n_estimators"] = rounds
-                spec[key]["num_threads"] = 1
-        (folder / name).write_text(yaml.safe_dump(spec))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def records() -> pd.DataFrame:
     return synthesize(rows=20_000, seed=3, start="2024-01-01", days=60)
@@ -65,7 +47,7 @@ def records() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """25 rounds: enough for the CLI plumbing test."""
-    return write_small_spec(tmp_path_factory.mktemp("spec"))
+    return write_small_specs(tmp_path_factory.mktemp("spec"))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +59,7 @@ def trained(records: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> 
     """
     from training.dask_engine import dask_engine
 
-    specs = load_specs(write_small_spec(tmp_path_factory.mktemp("spec60"), rounds=60))
+    specs = load_specs(write_small_specs(tmp_path_factory.mktemp("spec60"), rounds=60))
     started = time.perf_counter()
     local = train_models(records, specs, LocalEngine())
     local_seconds = time.perf_counter() - started

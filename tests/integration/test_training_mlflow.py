@@ -14,29 +14,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
+from tests.specs import write_small_specs
 from training.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def small_spec(folder: Path, rounds: int = 25) -> Path:
-    """The repository's specs with few boosting rounds, so a test trains in seconds, and one thread per
-    booster (two threads on a busy 2-core machine can stall LightGBM for minutes)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("time_to_close.yaml", "department.yaml"):
-        spec = yaml.safe_load((ROOT / "models" / name).read_text())
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key]["n_estimators"] = rounds
-                spec[key]["num_threads"] = 1
-        (folder / name).write_text(yaml.safe_dump(spec))
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +33,7 @@ def data_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths = {"first": folder / "first.parquet", "later": folder / "later.parquet"}
     write_records(first, paths["first"])
     write_records(later, paths["later"])
-    paths["spec"] = small_spec(folder / "spec")
+    paths["spec"] = write_small_specs(folder / "spec")
     return paths
 
 
@@ -76,7 +62,7 @@ def test_train_promote_rollback_evaluate_on_sqlite_store(eta_home: Path, data_fi
     assert all(d["promoted"] and d["champion_after"] == "1" for d in first)
 
     # A deliberately worse challenger (one boosting round) must be refused, with the reason stated.
-    weak = small_spec(data_files["spec"].parent / "weak", rounds=1)
+    weak = write_small_specs(data_files["spec"].parent / "weak", rounds=1)
     second = run_cli("train", str(data_files["first"]), "--spec", str(weak), "--json")
     assert second["versions"]["eta311-time-to-close"] == "2"
     refused = run_cli("promote", "--json")

@@ -10,20 +10,12 @@ import pandas as pd
 import pytest
 
 from serving.bundle import predict_time_to_close
+from tests.specs import small_specs
 from training.spec import load_specs
 from training.synth import synthesize
 from training.train import train_models
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def small_specs(rounds: int = 40) -> dict:
-    specs = load_specs()
-    for spec in specs.values():
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key] = {**spec[key], "n_estimators": rounds}
-    return specs
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +25,7 @@ def records() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def trained(records: pd.DataFrame):
-    return train_models(records, small_specs())
+    return train_models(records, small_specs(rounds=40, threads=2))
 
 
 def test_a_bigger_backlog_never_shortens_the_p50(trained) -> None:
@@ -65,7 +57,7 @@ def test_quantiles_are_ordered_even_on_odd_inputs(trained) -> None:
 def test_request_ids_and_row_order_change_nothing(records: pd.DataFrame, trained) -> None:
     shuffled = records.sample(frac=1.0, random_state=5).reset_index(drop=True)
     shuffled = shuffled.assign(request_id=[f"other-{i}" for i in range(len(shuffled))])
-    again = train_models(shuffled, small_specs())
+    again = train_models(shuffled, small_specs(rounds=40, threads=2))
     for section in ("time_to_close", "department"):
         first, second = trained.evaluation.summary[section], again.evaluation.summary[section]
         for key, value in first.items():

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tests.model.test_behaviour import small_specs
+from tests.specs import small_specs
 from training.backtest import backtest, backtest_summary
 from training.synth import synthesize
 
 
 def test_backtest_trains_one_fold_per_window_and_tests_after_each_origin() -> None:
     records = synthesize(rows=12_000, seed=3, start="2024-01-01", days=100)
-    specs = small_specs(rounds=10)
-    for spec in specs.values():
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key] = {**spec[key], "num_threads": 1}
-    table = backtest(records, specs, folds=2, test_days=14)
+    table = backtest(records, small_specs(rounds=10), folds=2, test_days=14)
     assert list(table["fold"]) == [0, 1]
     starts = pd.to_datetime(table["test_start"])
     assert (starts.diff().dropna() == pd.Timedelta(days=14)).all()
