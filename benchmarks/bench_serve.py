@@ -8,7 +8,9 @@ starts `eta311 serve` on 127.0.0.1 and prints medians over --repeats runs of:
 - `/estimate_batch` predictions per second (1,000 requests per call, sequential calls);
 - the same requests scored in-process (`Estimator.estimate`, one row and 1,000 rows) and the ratios
   HTTP / in-process — the figure to compare across machines;
-- resident memory (RSS) of each BentoML worker process.
+- resident memory (RSS) of each BentoML worker process;
+- how long after ready the background dashboard forecast took (the load runs start after it), and the
+  machine's load averages at the start and the end (the machine is shared: compare figures with them).
 The load client runs on the same cores as the server, so absolute numbers are pessimistic on small machines.
 
 Run: `.venv/bin/python benchmarks/bench_serve.py [--rows 30000] [--rounds 100] [--requests 1000] [--repeats 3]`
@@ -209,6 +211,32 @@ def start_server(home: Path, port: int, workers: int) -> tuple[subprocess.Popen,
     raise RuntimeError("server not ready in 120 s")
 
 
+def wait_dashboard(url: str, limit_s: float = 300.0) -> tuple[float, str]:
+    """Seconds from ready until the dashboard forecast is no longer being computed, and its final status.
+
+    The service computes it in the background right after /readyz turns 200; the latency runs wait for it,
+    so they measure the steady state rather than estimates sharing the GIL with the forecast.
+    """
+    import httpx
+
+    t0 = time.perf_counter()
+    status = "unknown"
+    while time.perf_counter() - t0 < limit_s:
+        status = httpx.get(f"{url}/readyz", timeout=5).json().get("dashboard", "none")
+        if status not in ("waiting", "computing"):
+            break
+        time.sleep(0.1)
+    return time.perf_counter() - t0, status
+
+
+def load_averages() -> str:
+    """1/5/15-minute load averages: the machine is shared, so every figure is printed with them."""
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
 def stop_server(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
@@ -240,12 +268,14 @@ def main(argv: list[str] | None = None) -> None:
         # One LightGBM thread in-process, as in each server worker (set before lightgbm is first imported).
         os.environ["OMP_NUM_THREADS"] = "1"
         bodies = request_bodies(home, 1000)
+        load_before = load_averages()
         reference = in_process(home, bodies, args.repeats)
         port = free_port()
         process, ready_s = start_server(home, port, args.workers)
         url = f"http://127.0.0.1:{port}"
         try:
             rss = worker_rss_mib(process.pid)
+            dashboard_s, dashboard_status = wait_dashboard(url)
             results: dict[int, list[dict[str, float]]] = {c: [] for c in CONCURRENCY}
             asyncio.run(load(url, bodies, 8, 200, 10))  # warm-up
             for _ in range(args.repeats):
@@ -256,7 +286,9 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             stop_server(process)
 
+    print(f"load averages (1/5/15 min): at start {load_before}; at end {load_averages()}; {os.cpu_count()} CPUs")
     print(f"startup to ready (eta311 serve -> /readyz 200): {ready_s:.1f} s, {args.workers} worker(s)")
+    print(f"dashboard forecast after ready (background): {dashboard_s:.1f} s, status {dashboard_status}")
     print(
         f"worker RSS MiB: at ready {', '.join(f'{r:.0f}' for r in rss)}; after load "
         f"{', '.join(f'{r:.0f}' for r in rss_after)}"

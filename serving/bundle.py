@@ -8,7 +8,11 @@ the numeric feature matrix, so batch (training, evaluation) and one-row (serving
 
 from __future__ import annotations
 
+import ctypes
 import json
+import logging
+import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +20,10 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT_VERSION = 1
+PROBE_ROWS = 64  # rows on which the fast predict path is proven equal to Booster.predict
 
 
 @dataclass
@@ -79,6 +85,149 @@ class ModelBundle:
         )
 
 
+class _SingleRowConfig:
+    """One thread's LightGBM single-row predictor of one booster (`LGBM_BoosterPredictForMatSingleRowFastInit`).
+
+    LightGBM keeps the predictor inside this handle, so one handle must not serve two threads at once
+    (lightgbm-org/LightGBM#6024): FastPredict keeps one per thread. Freed with the object; it holds the
+    booster so the booster outlives it.
+    """
+
+    def __init__(self, booster: lgb.Booster, basic: Any, predict_type: int, num_iteration: int, ncol: int) -> None:
+        self.ncol = ncol
+        self.num_iteration = num_iteration
+        self.handle = ctypes.c_void_p()
+        basic._safe_call(
+            basic._LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+                booster._handle,
+                ctypes.c_int(predict_type),
+                ctypes.c_int(0),
+                ctypes.c_int(num_iteration),
+                ctypes.c_int(basic._C_API_DTYPE_FLOAT64),
+                ctypes.c_int32(ncol),
+                basic._c_str(""),
+                ctypes.byref(self.handle),
+            )
+        )
+        weakref.finalize(self, _free_fast_config, basic._LIB, self.handle.value, booster)
+
+
+def _free_fast_config(lib: Any, handle: int, booster: lgb.Booster) -> None:
+    lib.LGBM_FastConfigFree(ctypes.c_void_p(handle))
+
+
+class FastPredict:
+    """`booster.predict(matrix, raw_score=...)` for a float64 matrix, without its per-call set-up.
+
+    `Booster.predict` builds an `_InnerPredictor` on every call (three extra C calls, a deepcopy of the
+    keyword arguments, a parameter string), and LightGBM's C side then builds a `Predictor` for the call;
+    for one row that set-up is a large part of the cost, and a request runs eight boosters. Here a batch
+    goes to the same C function as `Booster.predict` (`LGBM_BoosterPredictForMat`) with the same arguments,
+    and a single row to LightGBM's single-row API with a predictor set up once per thread, the same tree
+    walk. `check` proves both bit for bit against `Booster.predict` when the bundle is first used; any
+    difference, or a change in LightGBM's private API, falls back to `Booster.predict` for good.
+    """
+
+    def __init__(self, booster: lgb.Booster, raw_score: bool) -> None:
+        self.booster = booster
+        self.raw_score = raw_score
+        self.fast = False
+        self._local = threading.local()
+        try:
+            from lightgbm import basic
+
+            self._basic = basic
+            self._lib, self._safe_call = basic._LIB, basic._safe_call
+            self._type = basic._C_API_PREDICT_RAW_SCORE if raw_score else basic._C_API_PREDICT_NORMAL
+            self._row_major = basic._C_API_IS_ROW_MAJOR
+            self._float64 = basic._C_API_DTYPE_FLOAT64
+            self._params = basic._c_str("")  # Booster.predict with no keyword arguments passes ""
+            self._outputs = booster.num_model_per_iteration()
+        except (AttributeError, ImportError):
+            return
+        self.fast = True
+
+    def check(self, probe: np.ndarray) -> bool:
+        """Bit-for-bit agreement with `Booster.predict` on `probe` (rows one by one and all at once)."""
+        if self.fast:
+            probe = np.ascontiguousarray(probe, dtype=np.float64)
+            try:
+                singles = [probe[i : i + 1] for i in range(min(len(probe), 16))]
+                agree = all(
+                    np.array_equal(self._fast(rows), self.booster.predict(rows, raw_score=self.raw_score))
+                    for rows in [*singles, probe]
+                )
+            except Exception:  # any failure of the private path means: use the public one
+                log.warning("fast LightGBM predict path refused; using Booster.predict", exc_info=True)
+                agree = False
+            self.fast = agree
+        return self.fast
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        if (
+            self.fast
+            and matrix.dtype == np.float64
+            and matrix.ndim == 2
+            and matrix.flags["C_CONTIGUOUS"]
+            and 0 < len(matrix) < 2**31
+        ):
+            return self._fast(matrix)
+        return self.booster.predict(matrix, raw_score=self.raw_score)
+
+    def _fast(self, matrix: np.ndarray) -> np.ndarray:
+        nrow, ncol = matrix.shape
+        # Booster.predict(num_iteration=None) from iteration 0 uses best_iteration (-1 or 0: all trees).
+        num_iteration = self.booster.best_iteration
+        preds = np.empty(nrow * self._outputs, dtype=np.float64)
+        out_num = ctypes.c_int64(0)
+        out = preds.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        if nrow == 1:
+            config = getattr(self._local, "config", None)
+            if config is None or config.ncol != ncol or config.num_iteration != num_iteration:
+                config = self._local.config = _SingleRowConfig(
+                    self.booster, self._basic, self._type, num_iteration, ncol
+                )
+            self._safe_call(
+                self._lib.LGBM_BoosterPredictForMatSingleRowFast(
+                    config.handle, matrix.ctypes.data_as(ctypes.c_void_p), ctypes.byref(out_num), out
+                )
+            )
+        else:
+            self._safe_call(
+                self._lib.LGBM_BoosterPredictForMat(
+                    self.booster._handle,
+                    matrix.ctypes.data_as(ctypes.POINTER(ctypes.c_double)),
+                    ctypes.c_int(self._float64),
+                    ctypes.c_int32(nrow),
+                    ctypes.c_int32(ncol),
+                    ctypes.c_int(self._row_major),
+                    ctypes.c_int(self._type),
+                    ctypes.c_int(0),
+                    ctypes.c_int(num_iteration),
+                    self._params,
+                    ctypes.byref(out_num),
+                    out,
+                )
+            )
+        if out_num.value != preds.size:
+            raise ValueError(f"LightGBM returned {out_num.value} predictions, expected {preds.size}")
+        return preds.reshape(nrow, -1) if self._outputs > 1 else preds
+
+
+def predictor(bundle: ModelBundle, name: str, raw_score: bool = False, probe: np.ndarray | None = None) -> FastPredict:
+    """The cached FastPredict of one booster; checked against `Booster.predict` on the first matrix it sees."""
+    key = ("predict", name, raw_score)
+    cached = bundle.cache.get(key)
+    if cached is None:
+        cached = FastPredict(bundle.boosters[name], raw_score)
+        if probe is None or len(probe) == 0:
+            cached.fast = False  # nothing to prove it on: the public path now, a check on a later call
+            return cached
+        cached.check(probe[:PROBE_ROWS])
+        bundle.cache[key] = cached
+    return cached
+
+
 def quantile_key(q: float) -> str:
     return f"q{round(q * 100):02d}"
 
@@ -98,14 +247,14 @@ def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, 
     quantiles = bundle.spec["quantiles"]
     bases = bundle.calibration.get("log_base", {})
     raw = np.column_stack(
-        [bundle.boosters[quantile_key(q)].predict(matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles]
+        [predictor(bundle, quantile_key(q), probe=matrix)(matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles]
     )
     offsets = bundle.calibration.get("log_offsets", [0.0] * len(quantiles))
     adjusted = np.sort(raw + np.asarray(offsets, dtype=float), axis=1)
     hours = np.expm1(np.clip(adjusted, 0.0, None))
     out = {quantile_key(q): hours[:, i] for i, q in enumerate(quantiles)}
     horizons = bundle.spec["horizons_days"]
-    probabilities = np.column_stack([bundle.boosters[horizon_key(h)].predict(matrix) for h in horizons])
+    probabilities = np.column_stack([predictor(bundle, horizon_key(h), probe=matrix)(matrix) for h in horizons])
     probabilities = np.maximum.accumulate(np.clip(probabilities, 0.0, 1.0), axis=1)
     out.update({horizon_key(h): probabilities[:, i] for i, h in enumerate(horizons)})
     return out
@@ -120,7 +269,7 @@ def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
     history says (the majority baseline, which the booster alone trails slightly on a few rows), a rare type
     leans on the booster, and an unseen or missing type gets the booster alone (text, location, source).
     """
-    raw = bundle.boosters["department"].predict(matrix, raw_score=True)
+    raw = predictor(bundle, "department", raw_score=True, probe=matrix)(matrix)
     raw = raw.reshape(len(matrix), -1)
     temperature = float(bundle.calibration.get("temperature", 1.0))
     probabilities = softmax(raw / temperature)

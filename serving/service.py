@@ -55,17 +55,20 @@ class ServiceState:
     registry_note: str | None = None
     models: dict[str, str] = field(default_factory=dict)
     ready_seconds: float | None = None
-    dashboard: Any | None = None
-    dashboard_lock: threading.Lock = field(default_factory=threading.Lock)
+    dashboard: Any | None = None  # serving.dashboard.DashboardSlot, created by the loading thread
+    dashboard_error: str | None = None  # why there will be no dashboard slot at all
     counters: dict[str, Any] = field(default_factory=dict)
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
+        """Ready once the estimator is loaded; the dashboard's status is reported but never waited for."""
         ready = self.estimator is not None
         body: dict[str, Any] = {"ready": ready, "detail": self.detail, "models": self.models}
         if self.registry_note:
             body["registry"] = self.registry_note
         if self.ready_seconds is not None:
             body["load_seconds"] = round(self.ready_seconds, 3)
+        if self.dashboard is not None:
+            body["dashboard"] = self.dashboard.status
         return (200 if ready else 503), body
 
     def count(self, estimates: list[dict[str, Any]]) -> None:
@@ -275,41 +278,57 @@ def snapshots_dir() -> Path:
     return Path(os.environ.get("ETA311_HOME", "~/.eta311")).expanduser() / "snapshots"
 
 
-def _dashboard() -> Any:
-    """The managers' dashboard, loaded once per worker on first use (serving.dashboard is optional)."""
-    if STATE.dashboard is not None:
-        return STATE.dashboard
-    with STATE.dashboard_lock:
-        if STATE.dashboard is None:
-            from serving.dashboard import Dashboard
-
-            estimator = STATE.estimator
-            if estimator is None:
-                raise ValueError(STATE.detail)
-            STATE.dashboard = Dashboard.load(snapshots_dir(), estimator.time_bundle, estimator.department_bundle)
-    return STATE.dashboard
+DASHBOARD_RETRY_AFTER_S = 5
 
 
 def _dashboard_view(render: str, department: str | None) -> Any:
-    """503 when the dashboard cannot be built (module or inputs missing), 400 for an unknown department."""
-    try:
-        dashboard = _dashboard()
-    except (ImportError, FileNotFoundError, ValueError) as error:
-        return JSONResponse({"error": "dashboard unavailable", "detail": str(error)}, status_code=503)
+    """The page or its data from the report in memory; never computes a forecast on the request thread.
+
+    503 with `Retry-After` while the first forecast is being computed (or the models are still loading),
+    503 with the reason when its inputs are missing or unusable, 400 with the known departments when the
+    filter names none of them.
+    """
+    from serving.dashboard import COMPUTING, WAITING, UnknownDepartment
+
+    slot = STATE.dashboard
+    if slot is None:
+        view_status, dashboard = ("unavailable", None) if STATE.dashboard_error else (WAITING, None)
+        detail = STATE.dashboard_error or STATE.detail
+    else:
+        view = slot.view()
+        view_status, detail, dashboard = view.status, view.detail, view.dashboard
+    if dashboard is None:
+        if view_status in (WAITING, COMPUTING):
+            return JSONResponse(
+                {"error": "dashboard is being computed", "detail": detail},
+                status_code=503,
+                headers={"Retry-After": str(DASHBOARD_RETRY_AFTER_S)},
+            )
+        return JSONResponse({"error": "dashboard unavailable", "detail": detail}, status_code=503)
     try:
         if render == "html":
-            return HTMLResponse(dashboard.html(department))
-        return JSONResponse(dashboard.payload(department))
-    except ValueError as error:  # the department filter names no department of the forecast
+            return HTMLResponse(dashboard.html(department, refresh=False))
+        return JSONResponse(dashboard.payload(department, refresh=False))
+    except UnknownDepartment as error:
         return JSONResponse(
-            {"error": "invalid request", "detail": [{"loc": ["query", "department"], "msg": str(error)}]},
+            {
+                "error": "invalid request",
+                "detail": [
+                    {
+                        "loc": ["query", "department"],
+                        "msg": str(error),
+                        "type": "unknown_department",
+                        "known": error.known,
+                    }
+                ],
+            },
             status_code=400,
         )
 
 
 _DASHBOARD_RESPONSES = {
-    400: {"description": "Unknown department", **_ERROR},
-    503: {"description": "Dashboard inputs missing or models not loaded", **_ERROR},
+    400: {"description": "Unknown department (the detail lists the known ones) or invalid query", **_ERROR},
+    503: {"description": "Dashboard being computed (Retry-After) or its inputs missing", **_ERROR},
 }
 
 
@@ -344,12 +363,20 @@ _ERROR_SCHEMAS = {
                 "items": {
                     "type": "object",
                     "required": ["loc", "msg"],
-                    "properties": {"loc": {"type": "array", "items": {}}, "msg": {"type": "string"}},
+                    "properties": {
+                        "loc": {"type": "array", "items": {}},
+                        "msg": {"type": "string"},
+                        "known": {"type": "array", "items": {"type": "string"}},
+                    },
                 },
             },
         },
     },
-    "ErrorBody": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
+    "ErrorBody": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    },
 }
 
 
@@ -407,8 +434,15 @@ def openapi_document() -> dict[str, Any]:
                 for status in ("400", "413", "415", "503"):
                     responses[status] = _json(georeport_errors, responses[status]["description"])
             elif path in ("/dashboard", "/forecast/departments"):
-                responses["400"] = _json(ref["ValidationErrorBody"], "Unknown department or invalid query")
-                responses["503"] = _json(ref["ErrorBody"], "Dashboard inputs missing or models not loaded")
+                responses["400"] = _json(
+                    ref["ValidationErrorBody"],
+                    "Unknown department (`detail[0].known` lists the departments of the forecast) or invalid query",
+                )
+                responses["503"] = _json(
+                    ref["ErrorBody"],
+                    "Dashboard being computed (`Retry-After` says when to retry), or its inputs missing (the "
+                    "detail says which)",
+                ) | {"headers": {"Retry-After": {"description": "Seconds", "schema": {"type": "integer"}}}}
             elif path == "/readyz":
                 responses["503"] = {"description": "Not ready: the JSON detail says what is missing"}
             responses.setdefault("413", _json(ref["ErrorBody"], _EXTRA_STATUSES[413]))
@@ -476,6 +510,7 @@ class Eta311:
         except Exception as error:  # any failure must show in /readyz, not kill the worker silently
             log.exception("could not load the models")
             STATE.detail = f"models could not be loaded: {error}"
+            STATE.dashboard_error = STATE.detail
             return
         STATE.models = {
             "time_to_close": str(time_model.tag),
@@ -490,19 +525,48 @@ class Eta311:
         STATE.detail = STATE.registry_note or "serving the champion models imported from the registry"
         STATE.estimator = estimator
         log.info("models loaded in %.2f s: %s", STATE.ready_seconds, STATE.models)
+        self._load_dashboard(time_bundle, department_bundle)
+
+    @staticmethod
+    def _load_dashboard(time_bundle: Any, department_bundle: Any) -> None:
+        """The managers' forecast, computed after the estimator is ready so /readyz never waits for it.
+
+        Estimates are answered meanwhile (the forecast only shares the GIL with them); `/dashboard` answers
+        503 with Retry-After until it is done, then serves it from memory.
+        """
+        try:
+            from serving.dashboard import DashboardSlot
+        except ImportError as error:  # the forecast's dependencies are optional for estimates
+            STATE.dashboard_error = f"dashboard unavailable: {error}"
+            log.warning("%s", STATE.dashboard_error)
+            return
+        slot = DashboardSlot(snapshots_dir())
+        STATE.dashboard = slot
+        slot.compute(time_bundle, department_bundle)
+        gc.collect()
+        gc.freeze()  # the report lives as long as the worker: keep it out of later collections
 
     def __is_ready__(self) -> bool:
         return STATE.estimator is not None
 
     @bentoml.api(route="/estimate", input_spec=EstimateRequest, output_spec=Estimate)
-    def estimate(self, **request: Any) -> JSONResponse:
-        """Estimate for one intake request: hours P10/P50/P90, P(closed within 1/3/7/30 days), department."""
+    async def estimate(self, **request: Any) -> JSONResponse:
+        """Estimate for one intake request: hours P10/P50/P90, P(closed within 1/3/7/30 days), department.
+
+        Async on purpose: one row costs well under a millisecond of CPU, less than BentoML's hop to its
+        one-thread pool (a sync API) and back, whose GIL hand-offs also stretched the tail under load.
+        """
         return JSONResponse(_estimate_or_raise([request])[0])
 
     @bentoml.api(route="/estimate_batch", input_spec=EstimateBatchRequest, output_spec=EstimateBatch)
     def estimate_batch(self, requests: list[EstimateRequest]) -> JSONResponse:
-        """Estimates for up to 1,000 requests, in order (one vectorised prediction for the whole batch)."""
-        return JSONResponse({"estimates": _estimate_or_raise([r.model_dump() for r in requests])})
+        """Estimates for up to 1,000 requests, in order (one vectorised prediction for the whole batch).
+
+        Sync (BentoML runs it in its thread pool): a large batch takes tens of milliseconds, too long to
+        hold the event loop. The rows were validated by BentoML; their field dicts are what `model_dump()`
+        would return for this flat model (the estimator copies them), without its per-row cost.
+        """
+        return JSONResponse({"estimates": _estimate_or_raise([r.__dict__ for r in requests])})
 
 
 Eta311.add_asgi_middleware(GuardMiddleware, state=STATE)

@@ -142,32 +142,50 @@ def features_for(pipeline: FeaturePipeline, records: pd.DataFrame) -> tuple[Feat
 
 
 def evaluate_time_bundle(
-    bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray
+    bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray, features: FeatureMatrix | None = None
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], pd.DataFrame]:
-    """Time-to-close metrics of one bundle on the `mask` rows of `records` (all rows are workload history)."""
-    pipeline = FeaturePipeline.from_dict(bundle.pipeline)
-    matrix = pipeline.transform(records).values[mask]
+    """Time-to-close metrics of one bundle on the `mask` rows of `records` (all rows are workload history).
+    `features` are the bundle pipeline's features of `records` when the caller already has them."""
+    if features is None:
+        features = FeaturePipeline.from_dict(bundle.pipeline).transform(records)
+    matrix = features.values[mask]
     scored = score_time_to_close(bundle, matrix, records.loc[mask].reset_index(drop=True))
     summary, tables = time_to_close_summary(scored)
     return summary, tables, scored
 
 
-def evaluate_department_bundle(bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray) -> dict[str, Any]:
-    """Department metrics of one bundle on the `mask` rows, with and without the request type."""
-    with_type, no_type = features_for(FeaturePipeline.from_dict(bundle.pipeline), records)
+def evaluate_department_bundle(
+    bundle: ModelBundle,
+    records: pd.DataFrame,
+    mask: np.ndarray,
+    features: tuple[FeatureMatrix, FeatureMatrix] | None = None,
+) -> dict[str, Any]:
+    """Department metrics of one bundle on the `mask` rows, with and without the request type (`features`:
+    both matrices of `records` when the caller already has them)."""
+    with_type, no_type = features or features_for(FeaturePipeline.from_dict(bundle.pipeline), records)
     return department_summary(
         bundle, with_type.values[mask], no_type.values[mask], records.loc[mask].reset_index(drop=True)
     )
 
 
 def evaluate_bundles(
-    time_bundle: ModelBundle, department_bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray | None = None
+    time_bundle: ModelBundle,
+    department_bundle: ModelBundle,
+    records: pd.DataFrame,
+    mask: np.ndarray | None = None,
+    features: tuple[FeatureMatrix, FeatureMatrix] | None = None,
 ) -> Evaluation:
-    """Score both bundles on `records` (restricted to `mask` rows; the rest serve as workload history)."""
+    """Score both bundles on `records` (restricted to `mask` rows; the rest serve as workload history).
+
+    `features` (with and without the type) may be passed when both bundles share the pipeline that made
+    them, as right after training: the evaluation then reuses them instead of featurising every row again.
+    """
     records = records.reset_index(drop=True)
     mask = np.ones(len(records), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
-    ttc, tables, scored = evaluate_time_bundle(time_bundle, records, mask)
-    department = evaluate_department_bundle(department_bundle, records, mask)
+    if features is None and time_bundle.pipeline == department_bundle.pipeline:
+        features = features_for(FeaturePipeline.from_dict(time_bundle.pipeline), records)
+    ttc, tables, scored = evaluate_time_bundle(time_bundle, records, mask, features[0] if features else None)
+    department = evaluate_department_bundle(department_bundle, records, mask, features)
     created = records.loc[mask, "created_at"]
     summary = {
         "time_to_close": ttc,

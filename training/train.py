@@ -293,7 +293,8 @@ def train_models(
     with timed(stages, "department"):
         department_bundle = fit_department_model(prep, specs["department"], engine)
     with timed(stages, "evaluation"):
-        evaluation = evaluate_bundles(time_bundle, department_bundle, prep.records, prep.test)
+        features = (prep.features, prep.features_no_type)
+        evaluation = evaluate_bundles(time_bundle, department_bundle, prep.records, prep.test, features)
     info = {
         "split": prep.split.to_dict(),
         "extracted_at": prep.extracted_at.isoformat(),

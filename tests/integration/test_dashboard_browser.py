@@ -111,6 +111,8 @@ def test_live_dashboard_from_eta311_serve(forecast_city: dict, browser: Any, tmp
     server = service.Server(env, tmp_path / "server.log")
     try:
         server.wait_ready()
+        first, waiting = service.wait_dashboard(server.url)  # computed in the background after /readyz
+        assert first.status_code == 200 and all(r.headers["retry-after"] for r in waiting), first.text[:2000]
         answer = httpx.get(f"{server.url}/forecast/departments", params={"department": "Sanitation"}, timeout=120)
         assert answer.status_code == 200, answer.text[:2000]
         body = answer.json()

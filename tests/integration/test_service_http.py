@@ -99,6 +99,23 @@ class Server:
         self.log.close()
 
 
+DASHBOARD_TIMEOUT_S = 120
+
+
+def wait_dashboard(url: str, timeout_s: float = DASHBOARD_TIMEOUT_S) -> tuple[httpx.Response, list[httpx.Response]]:
+    """Poll `/forecast/departments` until it stops answering "being computed"; (last answer, the 503s seen)."""
+    waiting: list[httpx.Response] = []
+    deadline = time.perf_counter() + timeout_s
+    while True:
+        response = httpx.get(f"{url}/forecast/departments", timeout=30)
+        if response.status_code != 503 or response.json()["error"] != "dashboard is being computed":
+            return response, waiting
+        waiting.append(response)
+        if time.perf_counter() > deadline:
+            pytest.fail(f"dashboard still being computed after {timeout_s} s: {response.text}")
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     folder = tmp_path_factory.mktemp("service")
@@ -349,6 +366,77 @@ def test_dashboard_endpoints_answer_html_or_a_503_detail(served: dict[str, Any])
             assert unknown.status_code == 400 and unknown.json()["detail"][0]["loc"] == ["query", "department"]
 
 
+def test_dashboard_is_computed_after_ready_and_served_from_memory(served: dict[str, Any]) -> None:
+    """/readyz does not wait for the forecast; until it is done the dashboard answers 503 with Retry-After."""
+    client = served["client"]
+    assert client.get("/readyz").status_code == 200
+    started = time.perf_counter()
+    data, waiting = wait_dashboard(served["url"])
+    assert data.status_code == 200, data.text
+    for response in waiting:
+        assert response.headers["retry-after"].isdigit() and response.json()["detail"]
+    assert data.json()["departments"]
+    assert client.get("/readyz").json()["dashboard"] == "ready"
+    page = client.get("/dashboard")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    # From memory: a second answer costs a render, not a forecast (seconds on this city).
+    again = time.perf_counter()
+    assert client.get("/forecast/departments").json() == data.json()
+    assert time.perf_counter() - again < max(2.0, time.perf_counter() - started)
+
+
+def test_unknown_department_answers_400_listing_the_known_departments(served: dict[str, Any]) -> None:
+    client = served["client"]
+    data, _ = wait_dashboard(served["url"])
+    assert data.status_code == 200, data.text
+    known = data.json()["departments"]
+    for path in ("/dashboard", "/forecast/departments"):
+        response = client.get(path, params={"department": "Ministry of Silly Walks"})
+        assert response.status_code == 400, response.text
+        (item,) = response.json()["detail"]
+        assert item["loc"] == ["query", "department"] and item["known"] == known
+        assert "Ministry of Silly Walks" in item["msg"]
+        one = client.get(path, params={"department": known[0]})
+        assert one.status_code == 200, one.text
+    doc = client.get("/docs.json").json()
+    for path in ("/dashboard", "/forecast/departments"):
+        responses = doc["paths"][path]["get"]["responses"]
+        assert "known" in responses["400"]["description"] and "Retry-After" in responses["503"]["headers"]
+
+
+def test_a_new_forecast_inputs_file_is_recomputed_while_the_old_report_is_served(served: dict[str, Any]) -> None:
+    """A rewritten forecast_inputs.parquet (a new `eta311 snapshot`) shows without a restart, never as a 503."""
+    client = served["client"]
+    first, _ = wait_dashboard(served["url"])
+    assert first.status_code == 200, first.text
+    snapshots = served["home"] / "snapshots"
+    meta_path, inputs = snapshots / "forecast_inputs.json", snapshots / "forecast_inputs.parquet"
+    original = meta_path.read_text()
+    old_as_of = first.json()["as_of"]
+    meta = json.loads(original)
+    meta["as_of"] = (pd.Timestamp(meta["as_of"]) - pd.Timedelta(days=1)).isoformat()
+    new_as_of = pd.Timestamp(meta["as_of"])
+
+    def until(as_of: pd.Timestamp) -> None:
+        deadline = time.perf_counter() + DASHBOARD_TIMEOUT_S
+        while True:
+            answer = client.get("/forecast/departments")
+            assert answer.status_code == 200, answer.text  # the previous report meanwhile, never a 503
+            if pd.Timestamp(answer.json()["as_of"]) == as_of:
+                return
+            assert time.perf_counter() < deadline, f"still as of {answer.json()['as_of']}, waiting for {as_of}"
+            time.sleep(0.1)
+
+    try:
+        meta_path.write_text(json.dumps(meta))
+        os.utime(inputs, (time.time() + 5, time.time() + 5))
+        until(new_as_of)
+    finally:
+        meta_path.write_text(original)
+        os.utime(inputs, (time.time() + 10, time.time() + 10))
+    until(pd.Timestamp(old_as_of))
+
+
 def test_openapi_lists_every_status_and_schemathesis_finds_no_5xx(served: dict[str, Any]) -> None:
     doc = served["client"].get("/docs.json").json()
     for path in ("/estimate", "/estimate_batch", "/open311/estimate"):
@@ -388,6 +476,11 @@ def test_openapi_lists_every_status_and_schemathesis_finds_no_5xx(served: dict[s
 
 def test_unreachable_registry_serves_the_last_imported_models(served: dict[str, Any]) -> None:
     env = served["env"] | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_free_port()}"}
+    # The same server also shows the dashboard without its inputs: a 503 naming them, estimates unaffected;
+    # once the file is back (a new `eta311 snapshot`), the next requests pick it up without a restart.
+    inputs = served["home"] / "snapshots" / "forecast_inputs.parquet"
+    hidden = inputs.with_name("forecast_inputs.parquet.hidden")
+    inputs.rename(hidden)
     server = Server(env, served["folder"] / "fallback.log", workers=1)
     try:
         server.wait_ready()
@@ -395,7 +488,19 @@ def test_unreachable_registry_serves_the_last_imported_models(served: dict[str, 
         assert "unreachable" in ready["registry"] and "last imported" in ready["detail"]
         assert ready["models"]["time_to_close_version"] == served["versions"]["eta311-time-to-close"]
         assert httpx.post(f"{server.url}/estimate", json={}, timeout=10).status_code == 200
+        missing, _ = wait_dashboard(server.url)
+        assert missing.status_code == 503 and missing.json()["error"] == "dashboard unavailable", missing.text
+        assert "forecast_inputs.parquet" in missing.json()["detail"]
+        page = httpx.get(f"{server.url}/dashboard", timeout=10)
+        assert page.status_code == 503 and "forecast_inputs.parquet" in page.json()["detail"]
+        hidden.rename(inputs)
+        data, waiting = wait_dashboard(server.url)
+        assert data.status_code == 200 and data.json()["departments"], data.text
+        # The first request after the file appeared started the computation and was told to come back.
+        assert waiting and all(r.headers["retry-after"].isdigit() for r in waiting)
     finally:
+        if hidden.exists():
+            hidden.rename(inputs)
         server.stop()
     assert "unreachable" in (served["folder"] / "fallback.log").read_text()
 

@@ -14,7 +14,7 @@ import yaml
 from pydantic import ValidationError
 
 from features.pipeline import FeaturePipeline
-from serving.bundle import horizon_key, predict_department, predict_time_to_close, quantile_key
+from serving.bundle import FastPredict, horizon_key, predict_department, predict_time_to_close, quantile_key
 from serving.estimator import Estimator, Versions, resident_message, warning_kind
 from serving.open311 import field_errors, to_georeport, to_intake
 from serving.schemas import MAX_BATCH, EstimateBatchRequest, EstimateRequest
@@ -120,6 +120,41 @@ def test_numbers_equal_offline_scoring(estimator: Estimator, trained: dict[str, 
         assert item["p_closed_within"]["7d"] == times[horizon_key(7)][i]
         assert item["department"]["name"] == classes[int(np.argmax(probabilities[i]))]
         assert item["department"]["probability"] == probabilities[i].max()
+
+
+def test_fast_predict_equals_booster_predict_bit_for_bit(trained: dict[str, Any]) -> None:
+    """The serving path's direct C call gives Booster.predict's numbers exactly, one row or many."""
+    bundles = trained["bundles"]
+    pipeline = FeaturePipeline.from_dict(bundles["time_to_close"].pipeline)
+    matrix = pipeline.transform_rows(sample_rows(trained, 200), pipeline.load_snapshot(trained["snapshot"]))
+    for bundle in bundles.values():
+        for name, booster in bundle.boosters.items():
+            raw = bundle.kind == "department"
+            fast = FastPredict(booster, raw_score=raw)
+            assert fast.check(matrix), name  # the fast path is really in use here
+            for rows in [*(matrix[i : i + 1] for i in range(50)), matrix[:64], matrix]:
+                assert np.array_equal(fast(rows), booster.predict(rows, raw_score=raw)), name
+    assert not FastPredict(booster, raw_score=True).check(matrix[:, :-1])  # a wrong shape: the public path
+
+
+def test_fast_predict_single_rows_from_many_threads_at_once(trained: dict[str, Any]) -> None:
+    """One single-row predictor per thread: concurrent callers never see each other's numbers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundles = trained["bundles"]
+    pipeline = FeaturePipeline.from_dict(bundles["time_to_close"].pipeline)
+    matrix = pipeline.transform_rows(sample_rows(trained, 100), pipeline.load_snapshot(trained["snapshot"]))
+    booster = bundles["department"].boosters["department"]
+    fast = FastPredict(booster, raw_score=True)
+    assert fast.check(matrix)
+    expected = booster.predict(matrix, raw_score=True)
+
+    def run(offset: int) -> bool:
+        order = np.roll(np.arange(len(matrix)), offset * 17)
+        return all(np.array_equal(fast(matrix[i : i + 1])[0], expected[i]) for _ in range(5) for i in order)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        assert all(pool.map(run, range(8)))
 
 
 def test_batch_equals_one_by_one(estimator: Estimator, trained: dict[str, Any]) -> None:
