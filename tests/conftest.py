@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import use_home
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 SHARED_REAL = ROOT.parent / "shared" / "data" / "real"
@@ -36,13 +38,4 @@ def fixtures_dir() -> Path:
 @pytest.fixture
 def eta_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An empty ETA311_HOME for one test, with telemetry off."""
-    home = tmp_path / "eta311_home"
-    monkeypatch.setenv("ETA311_HOME", str(home))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    for key, value in {
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "BENTOML_DO_NOT_TRACK": "true",
-        "GX_ANALYTICS_ENABLED": "false",
-    }.items():
-        monkeypatch.setenv(key, value)
-    return home
+    return use_home(monkeypatch, tmp_path / "eta311_home")

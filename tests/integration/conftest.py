@@ -8,23 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.specs import write_small_specs
+from tests.helpers import use_home, write_small_specs
 
 ROOT = Path(__file__).resolve().parents[2]
 # Local midnight: the forecast's 24-hour days are then calendar days.
 AS_OF = pd.Timestamp("2024-04-10", tz="America/Los_Angeles").tz_convert("UTC")
-
-
-def _quiet_env(patch: pytest.MonkeyPatch, home: Path) -> None:
-    patch.setenv("ETA311_HOME", str(home))
-    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    patch.delenv("MLFLOW_RUN_ID", raising=False)
-    for key, value in {
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "BENTOML_DO_NOT_TRACK": "true",
-        "GX_ANALYTICS_ENABLED": "false",
-    }.items():
-        patch.setenv(key, value)
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +31,7 @@ def forecast_city_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_records(view_at(full, AS_OF), data)
     spec = write_small_specs(folder / "spec", rounds=30)
     with pytest.MonkeyPatch.context() as patch:
-        _quiet_env(patch, home)
+        use_home(patch, home)
         run_cli("train", str(data), "--spec", str(spec), "--json")
         run_cli("promote", "--force", "--json")
     return {"home": home, "full": full, "data": data, "folder": folder}
@@ -55,6 +43,6 @@ def forecast_city(forecast_city_trained: dict, monkeypatch: pytest.MonkeyPatch) 
     from serving.registry import configure_tracking
 
     home = forecast_city_trained["home"]
-    _quiet_env(monkeypatch, home)
+    use_home(monkeypatch, home)
     configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
     return forecast_city_trained

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from eta311.cli import app
 from features.schema import write_records
 from serving.bundle import ModelBundle, quantile_key
-from tests.specs import write_small_specs
+from tests.helpers import write_small_specs
 from training.models import LocalEngine
 from training.spec import load_specs
 from training.synth import synthesize

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,33 +22,16 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
+from tests.helpers import free_port, write_small_specs
 from training.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 READY_TIMEOUT_S = 120
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _tiny_spec(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("time_to_close.yaml", "department.yaml"):
-        spec = yaml.safe_load((ROOT / "models" / name).read_text())
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key].update(n_estimators=5, num_threads=1)
-        (folder / name).write_text(yaml.safe_dump(spec))
-    return folder
 
 
 def _cli(*args: str) -> Any:
@@ -63,7 +45,7 @@ class Server:
     """`python -m eta311 serve` in its own process group (so the BentoML workers stop with it)."""
 
     def __init__(self, env: dict[str, str], log_path: Path, workers: int = 1) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.started = time.perf_counter()
@@ -134,7 +116,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         records = synthesize(rows=8000, seed=3, start="2024-01-01", days=60)
         data = folder / "records.parquet"
         write_records(records, data)
-        trained = _cli("train", str(data), "--spec", str(_tiny_spec(folder / "spec")), "--json")
+        trained = _cli("train", str(data), "--spec", str(write_small_specs(folder / "spec", rounds=5)), "--json")
         _cli("promote", "--json")
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         server = Server(env, folder / "server.log")
@@ -475,7 +457,7 @@ def test_openapi_lists_every_status_and_schemathesis_finds_no_5xx(served: dict[s
 
 
 def test_unreachable_registry_serves_the_last_imported_models(served: dict[str, Any]) -> None:
-    env = served["env"] | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_free_port()}"}
+    env = served["env"] | {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{free_port()}"}
     # The same server also shows the dashboard without its inputs: a 503 naming them, estimates unaffected;
     # once the file is back (a new `eta311 snapshot`), the next requests pick it up without a restart.
     inputs = served["home"] / "snapshots" / "forecast_inputs.parquet"
@@ -510,6 +492,6 @@ def test_serve_without_a_champion_exits_1_saying_what_to_do(eta_home: Path, monk
     monkeypatch.setenv("BENTOML_HOME", str(eta_home / "bentoml"))
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    result = CliRunner().invoke(app, ["serve", "--port", str(_free_port())])
+    result = CliRunner().invoke(app, ["serve", "--port", str(free_port())])
     assert result.exit_code == 1
     assert "no champion: run `eta311 train` then `eta311 promote`" in result.output

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
-from tests.specs import write_small_specs
+from tests.helpers import write_small_specs
 from training.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]

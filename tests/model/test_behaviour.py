@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from serving.bundle import predict_time_to_close
-from tests.specs import small_specs
+from tests.helpers import small_specs
 from training.spec import load_specs
 from training.synth import synthesize
 from training.train import train_models

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from tests.specs import small_specs
+from tests.helpers import small_specs
 from training.backtest import backtest, backtest_summary
 from training.synth import synthesize
 

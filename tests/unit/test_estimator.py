@@ -4,13 +4,11 @@ JSON strings = training-time categoricals, warnings, the resident's sentence, re
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 from pydantic import ValidationError
 
 from features.pipeline import FeaturePipeline
@@ -18,28 +16,15 @@ from serving.bundle import FastPredict, horizon_key, predict_department, predict
 from serving.estimator import Estimator, Versions, resident_message, warning_kind
 from serving.open311 import field_errors, to_georeport, to_intake
 from serving.schemas import MAX_BATCH, EstimateBatchRequest, EstimateRequest
+from tests.helpers import small_specs
 from training.synth import synthesize
 from training.train import train_models
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def tiny_specs() -> dict[str, dict[str, Any]]:
-    """The repository's specs with 5 rounds on one thread: models in about a second."""
-    specs = {}
-    for kind in ("time_to_close", "department"):
-        spec = yaml.safe_load((ROOT / "models" / f"{kind}.yaml").read_text())
-        for key in ("params", "horizon_params"):
-            if key in spec:
-                spec[key].update(n_estimators=5, num_threads=1)
-        specs[kind] = spec
-    return specs
 
 
 @pytest.fixture(scope="module")
 def trained() -> dict[str, Any]:
     records = synthesize(rows=8000, seed=3, start="2024-01-01", days=60)
-    result = train_models(records, tiny_specs())
+    result = train_models(records, small_specs(rounds=5))
     prep = result.prepared
     snapshot = prep.pipeline.workload_snapshot(prep.records, prep.extracted_at)
     return {"records": records, "bundles": result.bundles, "snapshot": snapshot, "as_of": prep.extracted_at}

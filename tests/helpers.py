@@ -1,14 +1,17 @@
-"""The repository's model specs made small for tests: few boosting rounds and one thread per booster.
+"""Helpers shared by the test families: small model specs, a throwaway ETA311_HOME, a free loopback port.
 
-One thread because two LightGBM threads on a busy 2-core machine can stall for minutes; few rounds so a
-test trains in seconds. Everything else (objectives, calibration, promotion rules) stays as in models/.
+Small specs have few boosting rounds (a test trains in seconds) and one thread per booster (two LightGBM
+threads on a busy 2-core machine can stall for minutes); everything else (objectives, calibration,
+promotion rules) stays as in models/.
 """
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from training.spec import SPEC_FILES, load_specs
@@ -37,3 +40,23 @@ def write_small_specs(folder: Path, rounds: int = 25) -> Path:
                 spec[key].update(n_estimators=rounds, num_threads=1)
         (folder / name).write_text(yaml.safe_dump(spec))
     return folder
+
+
+QUIET_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "BENTOML_DO_NOT_TRACK": "true", "GX_ANALYTICS_ENABLED": "false"}
+
+
+def use_home(patch: pytest.MonkeyPatch, home: Path) -> Path:
+    """Point ETA311_HOME at `home` (its sqlite MLflow store included) with telemetry off."""
+    patch.setenv("ETA311_HOME", str(home))
+    patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    patch.delenv("MLFLOW_RUN_ID", raising=False)
+    for key, value in QUIET_ENV.items():
+        patch.setenv(key, value)
+    return home
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (tests only ever listen on loopback)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
