@@ -58,7 +58,7 @@ class ModelBundle:
         return folder
 
     @classmethod
-    def load(cls, folder: str | Path, num_threads: int | None = None) -> ModelBundle:
+    def load(cls, folder: str | Path) -> ModelBundle:
         folder = Path(folder)
         path = folder / BUNDLE_FILE
         if not path.is_file():
@@ -70,10 +70,11 @@ class ModelBundle:
         payload = json.loads(path.read_text())
         if payload.get("format_version") != BUNDLE_FORMAT_VERSION:
             raise ValueError(f"{path}: unsupported bundle format {payload.get('format_version')!r}")
-        params = {"num_threads": num_threads} if num_threads else None
         boosters = {}
         for name in payload["boosters"]:
-            booster = lgb.Booster(model_file=str(folder / "boosters" / f"{name}.txt"), params=params)
+            # Threads are not set here: LightGBM ignores `params` for a model file. Prediction runs on OpenMP's
+            # default, which the service pins with OMP_NUM_THREADS=1 (serving/serve.py).
+            booster = lgb.Booster(model_file=str(folder / "boosters" / f"{name}.txt"))
             boosters[name] = booster
         return cls(
             kind=payload["kind"],
