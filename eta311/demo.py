@@ -29,6 +29,7 @@ class ServeOptions:
     serve: bool = True
     host: str = "127.0.0.1"
     port: int = 3000
+    workers: int = 2
 
 
 @contextmanager
@@ -133,7 +134,7 @@ def run_demo(
     echo(table)
     echo(f"try it:\n  {curl_example(serve.host, serve.port)}")
     echo(f"dashboard: http://{serve.host}:{serve.port}/dashboard   API docs: http://{serve.host}:{serve.port}/docs")
-    prepare_and_exec(settings, host=serve.host, port=serve.port, workers=1)
+    prepare_and_exec(settings, host=serve.host, port=serve.port, workers=serve.workers)
     return True  # not reached: prepare_and_exec replaces this process
 
 
