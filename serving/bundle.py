@@ -274,10 +274,10 @@ def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
     raw = raw.reshape(len(matrix), -1)
     temperature = float(bundle.calibration.get("temperature", 1.0))
     probabilities = softmax(raw / temperature)
-    prior = bundle.calibration.get("type_counts")
-    if not prior:
+    if not bundle.calibration.get("type_counts"):
         return probabilities
-    return blend_type_counts(probabilities, matrix, bundle)
+    column, table = type_count_table(bundle)
+    return type_count_posterior(probabilities, matrix[:, column], table, bundle.calibration["type_count_strength"])
 
 
 def type_count_table(bundle: ModelBundle) -> tuple[int, np.ndarray]:
@@ -294,14 +294,13 @@ def type_count_table(bundle: ModelBundle) -> tuple[int, np.ndarray]:
     return cached
 
 
-def blend_type_counts(
-    probabilities: np.ndarray, matrix: np.ndarray, bundle: ModelBundle, strength: float | None = None
+def type_count_posterior(
+    probabilities: np.ndarray, type_codes: np.ndarray, table: np.ndarray, strength: float
 ) -> np.ndarray:
-    """Posterior class probabilities: the type's counts on top of the model's probabilities (see above)."""
-    column, table = type_count_table(bundle)
-    strength = float(bundle.calibration["type_count_strength"] if strength is None else strength)
-    codes = matrix[:, column]
-    index = np.where(np.isnan(codes), len(table) - 1, np.nan_to_num(codes, nan=0.0)).astype(np.int64)
+    """p = (counts + m * p_model) / (n_type + m) per row (see `predict_department`). `type_codes` are the
+    rows' request_type codes (NaN or out of range: no counts); `table` has one row per code plus a last,
+    all-zero row for none."""
+    index = np.where(np.isnan(type_codes), len(table) - 1, np.nan_to_num(type_codes, nan=0.0)).astype(np.int64)
     index = np.where((index < 0) | (index >= len(table)), len(table) - 1, index)
     counts = table[index]
     return (counts + strength * probabilities) / (counts.sum(axis=1, keepdims=True) + strength)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from features.pipeline import FeatureMatrix, FeaturePipeline
 from features.schema import INTAKE_COLUMNS, RECORD_COLUMNS
-from serving.bundle import ModelBundle, blend_type_counts, predict_time_to_close, quantile_key, softmax
+from serving.bundle import ModelBundle, predict_time_to_close, quantile_key, softmax, type_count_posterior
 from training import models
 from training.baselines import TypeMajorityDepartment, TypeMedianBaseline
 from training.evaluate import Evaluation, evaluate_bundles, without_type
@@ -152,11 +152,11 @@ def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: models.Engin
     names, categorical = prep.features.feature_names, prep.features.categorical_features
     monotone = models.monotone_constraints(names, MONOTONE_PREFIXES)
     rows, log_hours = _time_rows(prep, prep.train, follow_up)
-    keep = capped(len(rows), spec.get("max_train_rows"), spec["params"].get("seed", 0))
+    keep = capped(len(rows), spec)
     rows, log_hours = rows[keep], log_hours[keep]
     boosters, bases = engine.fit_quantiles(matrix[rows], log_hours, names, categorical, spec, monotone)
     horizon_rows = np.flatnonzero(prep.train)
-    horizon_rows = horizon_rows[capped(len(horizon_rows), spec.get("max_train_rows"), spec["params"].get("seed", 0))]
+    horizon_rows = horizon_rows[capped(len(horizon_rows), spec)]
     labels = {
         float(h): horizon_labels(prep.records, h, prep.extracted_at).to_numpy()[horizon_rows]
         for h in spec["horizons_days"]
@@ -203,7 +203,7 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     codes = np.array([index.get(d, fallback) for d in departments.astype("str").fillna("").to_numpy()])
 
     every_row = np.flatnonzero(train_known)
-    rows = every_row[capped(len(every_row), spec.get("max_train_rows"), spec["params"].get("seed", 0))]
+    rows = every_row[capped(len(every_row), spec)]
     rng = np.random.default_rng(int(spec["params"].get("seed", 0)))
     dropped = rows[rng.random(len(rows)) < float(spec["type_dropout"])]
     matrix = np.vstack([prep.features.values[rows], prep.features_no_type.values[dropped]])
@@ -217,19 +217,24 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     logits = booster.predict(prep.features.values[cal], raw_score=True).reshape(len(cal), -1)
     temperature = models.fit_temperature(logits, codes[cal])
     type_column = prep.features.feature_names.index("request_type")
-    calibration: dict[str, Any] = {"temperature": temperature}
-    calibration["type_counts"] = _type_counts(
-        prep.features.values[every_row, type_column], codes[every_row], len(classes)
+    n_types = len(prep.pipeline.vocabularies_["request_type"])
+    train_counts = type_count_matrix(
+        prep.features.values[every_row, type_column], codes[every_row], n_types, len(classes)
     )
-    probe = ModelBundle("department", spec, prep.pipeline.to_dict(), {"department": booster}, calibration, {})
-    probe.metadata["classes"] = classes
     probabilities = softmax(logits / temperature)
-    calibration["type_count_strength"] = models.fit_count_strength(
-        lambda m: blend_type_counts(probabilities, prep.features.values[cal], probe, m), codes[cal]
+    cal_types = prep.features.values[cal, type_column]
+    strength = models.fit_count_strength(
+        lambda m: type_count_posterior(probabilities, cal_types, train_counts, m), codes[cal]
     )
-    # The final counts also take in the calibration slice: the most recent history of each type.
+    # The stored counts also take in the calibration slice: the most recent history of each type.
     seen = np.concatenate([every_row, cal])
-    calibration["type_counts"] = _type_counts(prep.features.values[seen, type_column], codes[seen], len(classes))
+    counts = type_count_matrix(prep.features.values[seen, type_column], codes[seen], n_types, len(classes))
+    present = np.flatnonzero(counts.sum(axis=1))
+    calibration = {
+        "temperature": temperature,
+        "type_counts": {"codes": present.tolist(), "counts": counts[present].astype(np.int64).tolist()},
+        "type_count_strength": strength,
+    }
     majority = TypeMajorityDepartment().fit(prep.records.loc[prep.train | prep.calibration])
     metadata = {
         "classes": classes,
@@ -249,16 +254,19 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     return ModelBundle("department", spec, prep.pipeline.to_dict(), {"department": booster}, calibration, metadata)
 
 
-def capped(n: int, limit: int | None, seed: int) -> np.ndarray:
-    """Positions of a uniform sample of at most `limit` of `n` rows, in order (all of them without a limit).
+def capped(n: int, spec: dict[str, Any]) -> np.ndarray:
+    """Positions of a uniform sample of at most the spec's `max_train_rows` of `n` rows, in order (all of
+    them without a limit), seeded by the spec's `params.seed`.
 
     Boosters gain little past a few hundred thousand rows of a few dozen request types, while their cost
     grows linearly; the spec's `max_train_rows` keeps a city-year within the training budget. Statistics
     that need every row (the type's department counts, conformal offsets, baselines) still use them all.
     """
+    limit = spec.get("max_train_rows")
     if not limit or n <= limit:
         return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=int(limit), replace=False))
+    rng = np.random.default_rng(int(spec["params"].get("seed", 0)))
+    return np.sort(rng.choice(n, size=int(limit), replace=False))
 
 
 def excluded_columns(names: list[str], prefixes: list[str]) -> list[int]:
@@ -266,15 +274,12 @@ def excluded_columns(names: list[str], prefixes: list[str]) -> list[int]:
     return [i for i, name in enumerate(names) if name.startswith(tuple(prefixes))]
 
 
-def _type_counts(type_codes: np.ndarray, classes: np.ndarray, n_classes: int) -> dict[str, list]:
-    """Department counts per request-type code (the pipeline's vocabulary code), sparse for JSON."""
+def type_count_matrix(type_codes: np.ndarray, classes: np.ndarray, n_types: int, n_classes: int) -> np.ndarray:
+    """Department counts per request-type code (rows 0..n_types-1, plus a last all-zero row for no type)."""
     known = ~np.isnan(type_codes)
     pairs = type_codes[known].astype(np.int64) * n_classes + classes[known]
-    flat = np.bincount(pairs, minlength=0)
-    table = np.zeros(((len(flat) + n_classes - 1) // n_classes, n_classes), dtype=np.int64)
-    table.flat[: len(flat)] = flat
-    present = np.flatnonzero(table.sum(axis=1))
-    return {"codes": present.tolist(), "counts": table[present].tolist()}
+    counts = np.bincount(pairs, minlength=(n_types + 1) * n_classes)
+    return counts.reshape(n_types + 1, n_classes).astype(np.float64)
 
 
 def train_models(

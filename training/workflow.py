@@ -7,7 +7,6 @@ evaluation, the optional backtest, MLflow logging and the snapshot.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from training.backtest import backtest, backtest_summary
 from training.tracking import log_training
 from training.train import timed, train_models
 
-log = logging.getLogger(__name__)
 SNAPSHOT_FILE = "latest.parquet"
 
 

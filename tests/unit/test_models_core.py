@@ -124,9 +124,10 @@ def test_type_counts_pull_a_well_known_type_to_its_history_and_leave_unseen_type
 def test_capped_keeps_every_row_under_the_limit_and_a_sorted_sample_over_it():
     from training.train import capped
 
-    np.testing.assert_array_equal(capped(5, None, 0), np.arange(5))
-    np.testing.assert_array_equal(capped(5, 10, 0), np.arange(5))
-    sample = capped(1000, 100, 7)
+    spec = {"max_train_rows": 100, "params": {"seed": 7}}
+    np.testing.assert_array_equal(capped(5, {"params": {}}), np.arange(5))
+    np.testing.assert_array_equal(capped(5, spec), np.arange(5))
+    sample = capped(1000, spec)
     assert len(sample) == 100 and len(set(sample.tolist())) == 100
     assert np.all(np.diff(sample) > 0) and sample.max() < 1000
-    np.testing.assert_array_equal(sample, capped(1000, 100, 7))  # deterministic for a seed
+    np.testing.assert_array_equal(sample, capped(1000, spec))  # deterministic for a seed
