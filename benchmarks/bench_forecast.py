@@ -13,7 +13,7 @@ requests are open, so to reach the issue's ~100k the bench reopens a random samp
 60 days before as-of (their closing is censored: open, no closed_at) — a scale test of the forecast, not a
 realistic queue. The bundles are trained in the bench on a separate 150k-row synthetic year with few trees
 (--rounds, default 40, for every booster) so the bench starts in minutes, not tens; prediction cost grows with
-trees: `--rounds 300` is at least the production size (specs: 300 per quantile, 200 per horizon, 200 for the
+trees: `--rounds 300` is at least the production size (specs: 300 per quantile, 100 per horizon, 100 for the
 department).
 
 Run: `.venv/bin/python benchmarks/bench_forecast.py --rows 1750000 --open 100000 --repeats 3`

@@ -382,9 +382,10 @@ def snapshot(
     out = out or settings.snapshots_dir / "latest.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
-    from serving.forecast import write_forecast_inputs
+    from serving.forecast import default_as_of, write_forecast_inputs
 
-    write_forecast_inputs(records, instant, out.parent, pipeline)
+    # Without --as-of: the latest created_at, as `eta311 forecast` defaults to (the dashboard shows its numbers).
+    write_forecast_inputs(records, instant if as_of else default_as_of(records), out.parent, pipeline)
     typer.echo(f"wrote workload snapshot as of {instant.isoformat()} ({len(table)} keys) to {out}")
 
 

@@ -154,9 +154,12 @@ class FastPredict:
             probe = np.ascontiguousarray(probe, dtype=np.float64)
             try:
                 singles = [probe[i : i + 1] for i in range(min(len(probe), 16))]
+                # The batch path (LGBM_BoosterPredictForMat) is only taken for 2+ rows: prove it on 2+ rows
+                # even when the first matrix is a single request (the service's warm-up).
+                batch = probe if len(probe) > 1 else np.vstack([probe, probe])
                 agree = all(
                     np.array_equal(self._fast(rows), self.booster.predict(rows, raw_score=self.raw_score))
-                    for rows in [*singles, probe]
+                    for rows in [*singles, batch]
                 )
             except Exception:  # any failure of the private path means: use the public one
                 log.warning("fast LightGBM predict path refused; using Booster.predict", exc_info=True)

@@ -91,8 +91,9 @@ class Dashboard:
     def _compute(
         snapshots_dir: Path, time_bundle: ModelBundle, department_bundle: ModelBundle | None, horizon_days: int
     ) -> tuple[ForecastReport, float]:
-        inputs, as_of, lookback_days = read_forecast_inputs(snapshots_dir)
+        # The time stamp before the read: a file rewritten during the read then looks stale and is redone.
         mtime = (snapshots_dir / FORECAST_INPUTS_FILE).stat().st_mtime
+        inputs, as_of, lookback_days = read_forecast_inputs(snapshots_dir)
         report = build_forecast(inputs, as_of, time_bundle, department_bundle, horizon_days, lookback_days)
         log.info("dashboard forecast as of %s computed (%d departments)", as_of.isoformat(), len(report.departments))
         return report, mtime

@@ -85,8 +85,7 @@ class Estimator:
         prepared = []
         for row in rows:
             row = dict(row)
-            if row.get("created_at") is None:
-                row["created_at"] = now
+            row["created_at"] = _utc(row.get("created_at"), now)
             if not row.get("city"):
                 row["city"] = "la"
             prepared.append(row)
@@ -111,11 +110,8 @@ class Estimator:
         for i, row in enumerate(prepared):
             hours = {name: column[i] for name, column in quantile_columns}
             ranked = [{"name": self.classes[j], "probability": float(probabilities[i, j])} for j in top[i].tolist()]
-            created = row["created_at"]
-            if isinstance(created, str):
-                created = dt.datetime.fromisoformat(created)
             zone = self._zone(row["city"])
-            expected = (created + hours["p50"] * _HOUR).astimezone(zone)
+            expected = (row["created_at"] + hours["p50"] * _HOUR).astimezone(zone)
             out.append(
                 {
                     "request_id": row.get("request_id"),
@@ -123,7 +119,7 @@ class Estimator:
                     "hours": hours,
                     "p_closed_within": {name: column[i] for name, column in horizon_columns},
                     "department": {**ranked[0], "top": ranked},
-                    "message": resident_message(hours, created.astimezone(zone), expected),
+                    "message": resident_message(hours, row["created_at"].astimezone(zone), expected),
                     "model": dict(self._model),
                     "warnings": warnings[i],
                 }
@@ -169,3 +165,16 @@ def resident_message(hours: Mapping[str, float], created_local: dt.datetime, exp
         day += f", {expected_local.year}"
     when = f"later today, {day}" if expected_local.date() == created_local.date() else day
     return f"Most requests like yours are completed in {span}; we expect yours by {when}."
+
+
+def _utc(created: Any, now: dt.datetime) -> dt.datetime:
+    """created_at as an aware UTC datetime: `now` when missing, ISO strings parsed, naive values taken as UTC
+    (as the feature pipeline takes them), so the features and expected_close_at use the same instant and
+    adding hours is not wall-clock arithmetic across a DST change."""
+    if created is None:
+        created = now
+    elif isinstance(created, str):
+        created = dt.datetime.fromisoformat(created)
+    if created.tzinfo is None:
+        created = created.replace(tzinfo=dt.UTC)
+    return created.astimezone(dt.UTC)

@@ -387,8 +387,14 @@ def score_inputs(inputs: pd.DataFrame, time_bundle: ModelBundle, department_bund
     missing = np.flatnonzero(recorded.isna().to_numpy())
     if len(missing) and department_bundle is not None:
         department_pipeline = FeaturePipeline.from_dict(department_bundle.pipeline)
-        same = department_pipeline.feature_names_ == pipeline.feature_names_
-        sub = matrix.values[missing] if same else department_pipeline.transform(rows.iloc[missing]).values
+        # The two champions can come from different runs (promotion moves each alias on its own): reuse the
+        # time model's features only when the pipelines are the same fitted state, codes and all.
+        if department_bundle.pipeline == time_bundle.pipeline:
+            sub = matrix.values[missing]
+        else:
+            part = rows.iloc[missing][[c for c in INPUT_COLUMNS if c in rows.columns]]
+            history = workload.iloc[missing] if workload is not None else None
+            sub = department_pipeline.transform(part, history).values
         classes = np.asarray(department_bundle.metadata["classes"], dtype=object)
         predicted.iloc[missing] = classes[predict_department(department_bundle, sub).argmax(axis=1)]
     department = recorded.fillna(predicted).fillna(UNKNOWN)
@@ -574,7 +580,7 @@ def at_risk_table(
     remaining_median = curves.conditional_quantile(age_hours, 0.5)
     created = rows["created_at"]
     predicted_close = created + _seconds(remaining_median)
-    type_hours = rows["request_type"].map(lambda t: thresholds_hours.get(t, default_hours)).astype(float)
+    type_hours = rows["request_type"].map(thresholds_hours).astype(float).fillna(default_hours)
     by_type = created + _seconds(type_hours.to_numpy())
     city_target = rows["sla_target_at"] if "sla_target_at" in rows.columns else pd.Series(pd.NaT, index=rows.index)
     has_city = city_target.notna()

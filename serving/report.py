@@ -363,9 +363,9 @@ def render_report(
     at_risk = report.at_risk
     shown_risk = at_risk.groupby("department", sort=True, group_keys=False).head(AT_RISK_ROWS_PER_DEPARTMENT)
     shown_risk = shown_risk.assign(
-        created=shown_risk["created_at"].astype("str").str[:16],
-        predicted=shown_risk["predicted_close_at"].astype("str").str[:10],
-        target=shown_risk["target_at"].astype("str").str[:10],
+        created=_local(shown_risk["created_at"], report.timezone).str[:16],
+        predicted=_local(shown_risk["predicted_close_at"], report.timezone).str[:10],
+        target=_local(shown_risk["target_at"], report.timezone).str[:10],
     )
     risk_table = _table(
         shown_risk,
@@ -460,3 +460,9 @@ the city's own where it publishes one, else the type's P90 of recently resolved 
 <script>{SCRIPT}</script>
 </body></html>
 """
+
+
+def _local(instants: pd.Series, timezone: str) -> pd.Series:
+    """UTC instants as text in the page's time zone (the header says dates are local): a request closing at
+    03:00 UTC closes the evening before in Los Angeles."""
+    return pd.to_datetime(instants, utc=True).dt.tz_convert(timezone).astype("str")

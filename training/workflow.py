@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from serving.forecast import write_forecast_inputs
+from serving.forecast import default_as_of, write_forecast_inputs
 from training import models
 from training.backtest import backtest, backtest_summary
 from training.tracking import log_training
@@ -48,7 +48,8 @@ def train_and_register(
     with timed(stages, "snapshot"):
         snapshots_dir.mkdir(parents=True, exist_ok=True)
         snapshot.to_parquet(snapshots_dir / SNAPSHOT_FILE, index=False)
-        write_forecast_inputs(prep.records, prep.extracted_at, snapshots_dir, prep.pipeline)
+        # As of the latest created_at, as `eta311 forecast` defaults to, so the dashboard shows its numbers.
+        write_forecast_inputs(prep.records, default_as_of(prep.records), snapshots_dir, prep.pipeline)
     summary: dict[str, Any] = {
         "run_id": result.run_id,
         "versions": result.versions,
