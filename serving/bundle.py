@@ -232,6 +232,32 @@ def predictor(bundle: ModelBundle, name: str, raw_score: bool = False, probe: np
     return cached
 
 
+def raw_scores(bundle: ModelBundle, name: str, matrix: np.ndarray) -> np.ndarray:
+    """Raw scores of one booster: its compiled code when `serving.compiled.attach_compiled` gave the bundle
+    one (proven equal to LightGBM bit for bit), else LightGBM. Links (sigmoid, softmax) are applied by the
+    callers in numpy, the same code for both engines, so the engine never changes a number."""
+    compiled = bundle.cache.get("compiled")
+    if compiled:
+        return compiled[name](matrix)
+    return predictor(bundle, name, raw_score=True, probe=matrix)(matrix)
+
+
+def link_scale(bundle: ModelBundle, name: str) -> float:
+    """The `sigmoid` parameter of a binary booster's objective (`binary sigmoid:1`), read once per bundle."""
+    key = ("sigmoid", name)
+    scale = bundle.cache.get(key)
+    if scale is None:
+        objective = str(bundle.boosters[name].dump_model(num_iteration=1).get("objective", ""))
+        parts = dict(part.split(":", 1) for part in objective.split()[1:] if ":" in part)
+        scale = bundle.cache[key] = float(parts.get("sigmoid", 1.0))
+    return scale
+
+
+def sigmoid(raw: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """LightGBM's binary link, 1 / (1 + exp(-scale * raw))."""
+    return 1.0 / (1.0 + np.exp(-scale * raw))
+
+
 def quantile_key(q: float) -> str:
     return f"q{round(q * 100):02d}"
 
@@ -250,15 +276,15 @@ def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, 
     """
     quantiles = bundle.spec["quantiles"]
     bases = bundle.calibration.get("log_base", {})
-    raw = np.column_stack(
-        [predictor(bundle, quantile_key(q), probe=matrix)(matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles]
-    )
+    raw = np.column_stack([raw_scores(bundle, quantile_key(q), matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles])
     offsets = bundle.calibration.get("log_offsets", [0.0] * len(quantiles))
     adjusted = np.sort(raw + np.asarray(offsets, dtype=float), axis=1)
     hours = np.expm1(np.clip(adjusted, 0.0, None))
     out = {quantile_key(q): hours[:, i] for i, q in enumerate(quantiles)}
     horizons = bundle.spec["horizons_days"]
-    probabilities = np.column_stack([predictor(bundle, horizon_key(h), probe=matrix)(matrix) for h in horizons])
+    probabilities = np.column_stack(
+        [sigmoid(raw_scores(bundle, horizon_key(h), matrix), link_scale(bundle, horizon_key(h))) for h in horizons]
+    )
     probabilities = np.maximum.accumulate(np.clip(probabilities, 0.0, 1.0), axis=1)
     out.update({horizon_key(h): probabilities[:, i] for i, h in enumerate(horizons)})
     return out
@@ -273,8 +299,7 @@ def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
     history says (the majority baseline, which the booster alone trails slightly on a few rows), a rare type
     leans on the booster, and an unseen or missing type gets the booster alone (text, location, source).
     """
-    raw = predictor(bundle, "department", raw_score=True, probe=matrix)(matrix)
-    raw = raw.reshape(len(matrix), -1)
+    raw = raw_scores(bundle, "department", matrix).reshape(len(matrix), -1)
     temperature = float(bundle.calibration.get("temperature", 1.0))
     probabilities = softmax(raw / temperature)
     if not bundle.calibration.get("type_counts"):

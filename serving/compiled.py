@@ -1,0 +1,354 @@
+"""Compiled boosters: each LightGBM booster of a bundle turned into machine code (lleaves), bit for bit.
+
+Why: a request walks about 1,900 trees (three quantile boosters, four horizon boosters, a six-class
+department booster). LightGBM's interpreter spends ~100 µs per row on them; the same trees compiled to
+native code by lleaves (LLVM) take ~15 µs, which is what lets `/estimate_batch` reach its throughput target
+and takes most of the tree time out of `/estimate`.
+
+Bit for bit: lleaves sums a row's trees block by block (34 trees per block, for the instruction cache)
+and adds each block's sum to the running total; LightGBM adds tree after tree to one running total. Float
+addition is not associative, so the two differ in the last bits (~1e-14). `_sequential_instruction_block`
+is lleaves' own block generator (MIT licence, lleaves 1.3.0) changed in one place: a block starts from the
+running total instead of zero, so the order of additions is LightGBM's. Boosters are compiled for raw
+scores (the objective's link is applied by `serving.bundle`, the same code for both engines), and
+`CompiledPredict.check` proves the compiled code equal to `Booster.predict(raw_score=True)` on a probe
+matrix before a bundle uses it; anything else falls back to LightGBM, so numbers never depend on whether a
+machine compiled its models.
+
+Compiling is slow (about a minute for the production champions on one core) and its output is specific
+to this CPU, so objects are cached under `ETA311_HOME/compiled`, named by a hash of the booster text, the
+lleaves and llvmlite versions and the host CPU. `eta311 promote` and `eta311 serve` fill the cache; the
+service only loads from it (a worker never compiles).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import ctypes
+import hashlib
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "1"  # bump when the generated code changes (the key then changes, old objects are ignored)
+THREADED_ROWS = 512  # batches at least this large are split across PREDICT_THREADS threads
+PREDICT_THREADS = 2
+PROBE_ROWS = 256  # random rows (within each feature's training range) the compiled code is checked on
+_PATCH_LOCK = threading.Lock()
+
+
+def available() -> bool:
+    """Whether lleaves (and llvmlite) can be imported here."""
+    try:
+        import lleaves  # noqa: F401
+    except Exception:  # ImportError, or llvmlite failing to load its shared library
+        return False
+    return True
+
+
+def host_target() -> str:
+    """The CPU the objects are compiled for: LLVM's host name and feature string."""
+    import llvmlite.binding as llvm
+
+    llvm.initialize_native_target()
+    return f"{llvm.get_host_cpu_name()}:{llvm.get_host_cpu_features().flatten()}"
+
+
+def cache_key(model_text: bytes, target: str) -> str:
+    """Names a compiled object: the booster text, the compiler versions and the target CPU."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for part in (CACHE_FORMAT, version("lleaves"), version("llvmlite"), target):
+        digest.update(part.encode() + b"\0")
+    digest.update(model_text)
+    return digest.hexdigest()[:32]
+
+
+def compilable_text(model_text: str) -> str:
+    """The booster text lleaves accepts. A booster trained with a custom objective (the quantile models'
+    pinball loss) has no `objective=` line, which lleaves requires; we compile raw scores, so any objective
+    with an identity link is the same code."""
+    if "\nobjective=" in model_text:
+        return model_text
+    head, sep, tail = model_text.partition("\nfeature_names=")
+    if not sep:
+        raise ValueError("not a LightGBM model text: no feature_names line")
+    return f"{head}\nobjective=regression{sep}{tail}"
+
+
+def _sequential_instruction_block(
+    instr_block_idx: int,
+    forest: Any,
+    root_func: Any,
+    tree_funcs: list[Any],
+    setup_block: Any,
+    next_block: Any,
+    eval_obj_func: bool,
+    use_fp64: bool,
+) -> None:
+    """lleaves 1.3.0's `_populate_instruction_block` (MIT licence), with the row's running total loaded
+    before the block's first tree instead of added after its last one: trees are summed in LightGBM's order.
+    """
+    from llvmlite import ir
+    from lleaves.compiler.codegen import codegen as cg
+
+    data_arr, out_arr, start_index, end_index = root_func.args
+
+    builder = ir.IRBuilder(setup_block)
+    start_index = builder.zext(start_index, cg.LONG)
+    end_index = builder.zext(end_index, cg.LONG)
+    loop_iter = builder.alloca(cg.LONG, 1, "loop-idx")
+    builder.store(start_index, loop_iter)
+    condition_block = root_func.append_basic_block("loop-condition")
+    builder.branch(condition_block)
+
+    builder = ir.IRBuilder(condition_block)
+    comp = builder.icmp_signed("<", builder.load(loop_iter), end_index)
+    core_block = root_func.append_basic_block("loop-core")
+    builder.cbranch(comp, core_block, next_block)
+
+    builder = ir.IRBuilder(core_block)
+    args = []
+    loop_iter_reg = builder.load(loop_iter)
+    n_args = ir.Constant(cg.LONG, forest.n_args)
+    iter_mul_nargs = builder.mul(loop_iter_reg, n_args)
+    idx = (builder.add(iter_mul_nargs, cg.lconst(i)) for i in range(forest.n_args))
+    raw_ptrs = [builder.gep(root_func.args[0], (c,)) for c in idx]
+    for feature, ptr in zip(forest.features, raw_ptrs, strict=True):
+        el = builder.load(ptr)
+        if feature.is_categorical:
+            is_nan = builder.fcmp_ordered("uno", el, cg.get_fdtype_const(0.0, use_fp64))
+            el = builder.select(is_nan, cg.iconst(-(2**31)), builder.fptosi(el, cg.INT_CAT))
+        args.append(el)
+    res_idx = builder.mul(cg.lconst(forest.n_classes), loop_iter_reg)
+    results_ptr = [
+        builder.gep(out_arr, (builder.add(res_idx, cg.lconst(class_idx)),)) for class_idx in range(forest.n_classes)
+    ]
+    # The one change: continue the running total (0 + t0 + t1 + ... as LightGBM), not a per-block sum.
+    if instr_block_idx > 0:
+        results = [builder.load(ptr) for ptr in results_ptr]
+    else:
+        results = [cg.get_fdtype_const(0.0, use_fp64) for _ in range(forest.n_classes)]
+    for func in tree_funcs:
+        tree_res = builder.call(func.llvm_function, args)
+        results[func.class_id] = builder.fadd(results[func.class_id], tree_res)
+    if eval_obj_func:
+        results = cg._populate_objective_func_block(
+            builder,
+            results,
+            forest.objective_func,
+            forest.objective_func_config,
+            forest.raw_score,
+            forest.average_output,
+            len(forest.trees),
+            use_fp64,
+        )
+    for result, result_ptr in zip(results, results_ptr, strict=True):
+        builder.store(result, result_ptr)
+    builder.store(builder.add(loop_iter_reg, cg.lconst(1)), loop_iter)
+    builder.branch(condition_block)
+
+
+@contextlib.contextmanager
+def _sequential_sums() -> Iterator[None]:
+    """lleaves' code generator with `_sequential_instruction_block`, for the duration of one compile."""
+    from lleaves.compiler.codegen import codegen
+
+    with _PATCH_LOCK:
+        original = codegen._populate_instruction_block
+        codegen._populate_instruction_block = _sequential_instruction_block
+        try:
+            yield
+        finally:
+            codegen._populate_instruction_block = original
+
+
+def compile_booster(model_file: str | Path, cache_dir: str | Path, target: str | None = None) -> Path:
+    """Compile one LightGBM model file into `cache_dir` (unless already there); the object's path."""
+    import lleaves
+
+    model_file, cache_dir = Path(model_file), Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    data = model_file.read_bytes()
+    key = cache_key(data, target or host_target())
+    obj, text = cache_dir / f"{key}.o", cache_dir / f"{key}.txt"
+    if obj.is_file() and text.is_file():
+        return obj
+    partial = f".{os.getpid()}.{threading.get_ident()}.partial"
+    text_tmp, obj_tmp = text.with_name(text.name + partial), obj.with_name(obj.name + partial)
+    text_tmp.write_text(compilable_text(data.decode()))
+    try:
+        model = lleaves.Model(model_file=str(text_tmp))
+        with _sequential_sums():
+            model.compile(cache=str(obj_tmp), raw_score=True)
+        # The text first: an object without its text is never taken as compiled.
+        os.replace(text_tmp, text)
+        os.replace(obj_tmp, obj)
+    finally:
+        text_tmp.unlink(missing_ok=True)
+        obj_tmp.unlink(missing_ok=True)
+    return obj
+
+
+def booster_files(bundle_dir: str | Path) -> dict[str, Path]:
+    """The native booster files of a saved bundle, by booster name."""
+    return {path.stem: path for path in sorted((Path(bundle_dir) / "boosters").glob("*.txt"))}
+
+
+@dataclass(frozen=True)
+class CompileSummary:
+    """What `ensure_compiled` did: boosters already cached and boosters compiled now."""
+
+    cached: int
+    compiled: int
+    seconds: float
+
+
+def ensure_compiled(bundle_dirs: Iterable[str | Path], cache_dir: str | Path, jobs: int = 2) -> CompileSummary:
+    """Compile every booster of the bundles that is not in the cache yet, `jobs` at a time (processes:
+    LLVM's optimiser holds the GIL for most of a compile), largest first, with a progress bar."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    started = time.perf_counter()
+    target = host_target()
+    cache_dir = Path(cache_dir)
+    files = [path for folder in bundle_dirs for path in booster_files(folder).values()]
+    missing = [path for path in files if not (cache_dir / f"{cache_key(path.read_bytes(), target)}.o").is_file()]
+    missing.sort(key=lambda path: path.stat().st_size, reverse=True)
+    if missing:
+        log.info("compiling %d booster(s) for this CPU (one-off; cached in %s)", len(missing), cache_dir)
+        context = multiprocessing.get_context("spawn")  # no inherited threads or locks from the caller
+        with (
+            concurrent.futures.ProcessPoolExecutor(max_workers=max(1, min(jobs, len(missing))), mp_context=context)
+            as pool,
+            tqdm(total=len(missing), desc="compile boosters", unit="booster", disable=None) as bar,
+        ):
+            futures = [pool.submit(compile_booster, str(path), str(cache_dir), target) for path in missing]
+            for future in concurrent.futures.as_completed(futures):
+                future.result()
+                bar.update()
+    return CompileSummary(len(files) - len(missing), len(missing), time.perf_counter() - started)
+
+
+class CompiledPredict:
+    """Raw scores of one compiled booster for a float64 row-major matrix (one row or a batch).
+
+    Calls the compiled entry point directly (lleaves' `predict` adds input conversion and a thread pool per
+    call); it releases the GIL, so a large batch is split across a small persistent pool of threads.
+    """
+
+    _pool: concurrent.futures.ThreadPoolExecutor | None = None
+    _pool_lock = threading.Lock()
+
+    def __init__(self, model: Any) -> None:
+        self.model = model  # keeps the execution engine (and so the code) alive
+        self._entry = model._c_entry_func
+        self.n_features = model.num_feature()
+        self.n_outputs = model.num_model_per_iteration()
+
+    def __call__(self, matrix: np.ndarray) -> np.ndarray:
+        matrix = np.ascontiguousarray(matrix, dtype=np.float64)
+        nrow = len(matrix)
+        if matrix.ndim != 2 or matrix.shape[1] != self.n_features:
+            raise ValueError(f"expected a matrix of {self.n_features} features, got shape {matrix.shape}")
+        out = np.zeros(nrow * self.n_outputs, dtype=np.float64)
+        data_ptr = matrix.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        out_ptr = out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        if nrow < THREADED_ROWS:
+            self._entry(data_ptr, out_ptr, 0, nrow)
+        else:
+            step = -(-nrow // PREDICT_THREADS)
+            pool = self._threads()
+            parts = [pool.submit(self._entry, data_ptr, out_ptr, start, min(start + step, nrow)) for start in range(0, nrow, step)]
+            for part in parts:
+                part.result()
+        return out.reshape(nrow, -1) if self.n_outputs > 1 else out
+
+    @classmethod
+    def _threads(cls) -> concurrent.futures.ThreadPoolExecutor:
+        with cls._pool_lock:
+            if cls._pool is None:
+                cls._pool = concurrent.futures.ThreadPoolExecutor(PREDICT_THREADS, thread_name_prefix="eta311-trees")
+            return cls._pool
+
+    def check(self, booster: Any, probe: np.ndarray) -> bool:
+        """Bit-for-bit agreement with `booster.predict(raw_score=True)` on `probe`, one by one and at once."""
+        expected = np.asarray(booster.predict(probe, raw_score=True), dtype=np.float64).reshape(len(probe), -1)
+        together = self(probe).reshape(len(probe), -1)
+        singles = np.vstack([self(probe[i : i + 1]).reshape(1, -1) for i in range(min(len(probe), 16))])
+        return bool(np.array_equal(together, expected) and np.array_equal(singles, expected[: len(singles)]))
+
+
+def probe_matrix(booster: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
+    """Random rows spread over each feature's training range (numbers) or categories, some missing: a probe
+    that sends rows down many different branches of every tree."""
+    dump = booster.dump_model(num_iteration=1)  # the header and one tree: cheap
+    rng = np.random.default_rng(seed)
+    columns = []
+    infos = dump["feature_infos"]  # only the features some tree uses
+    for name in dump["feature_names"]:
+        info = infos.get(name, {})
+        values = info.get("values")
+        if values:
+            column = rng.choice(np.asarray(values, dtype=np.float64), size=rows)
+        else:
+            low, high = float(info.get("min_value", 0.0)), float(info.get("max_value", 1.0))
+            column = rng.uniform(low, high, size=rows) if high > low else np.full(rows, low)
+        column[rng.random(rows) < 0.1] = np.nan
+        columns.append(column)
+    return np.ascontiguousarray(np.column_stack(columns), dtype=np.float64)
+
+
+def load_compiled(model_file: str | Path, cache_dir: str | Path, target: str | None = None) -> CompiledPredict | None:
+    """The cached compiled booster for `model_file`, or None when it was not compiled for this CPU."""
+    import lleaves
+
+    key = cache_key(Path(model_file).read_bytes(), target or host_target())
+    obj, text = Path(cache_dir) / f"{key}.o", Path(cache_dir) / f"{key}.txt"
+    if not (obj.is_file() and text.is_file()):
+        return None
+    model = lleaves.Model(model_file=str(text))
+    model.compile(cache=str(obj), raw_score=True)
+    return CompiledPredict(model)
+
+
+def attach_compiled(bundle: Any, bundle_dir: str | Path, cache_dir: str | Path) -> bool:
+    """Make `bundle` predict with its compiled boosters (all of them or none). False, with the reason logged,
+    when lleaves is missing, a booster is not in the cache, or compiled and LightGBM scores differ."""
+    if not available():
+        log.info("lleaves is not installed: predicting with LightGBM")
+        return False
+    try:
+        target = host_target()
+        files = booster_files(bundle_dir)
+        compiled = {}
+        for name, booster in bundle.boosters.items():
+            if name not in files:
+                log.info("%s: no booster file for %s: predicting with LightGBM", bundle_dir, name)
+                return False
+            predict = load_compiled(files[name], cache_dir, target)
+            if predict is None:
+                log.info("%s booster %s is not compiled for this CPU: predicting with LightGBM", bundle.kind, name)
+                return False
+            if not predict.check(booster, probe_matrix(booster)):
+                log.warning("compiled %s booster %s differs from LightGBM: predicting with LightGBM", bundle.kind, name)
+                return False
+            compiled[name] = predict
+    except Exception:  # a broken cache or compiler must never stop predictions: LightGBM is always there
+        log.warning("could not load compiled boosters: predicting with LightGBM", exc_info=True)
+        return False
+    bundle.cache["compiled"] = compiled
+    return True
