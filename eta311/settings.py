@@ -56,6 +56,11 @@ class Settings:
         return self.home / "bentoml"
 
     @property
+    def compiled_dir(self) -> Path:
+        """Boosters compiled for this CPU (serving.compiled), keyed by content: safe to delete."""
+        return self.home / "compiled"
+
+    @property
     def mlflow_artifacts_dir(self) -> Path:
         return self.home / "mlartifacts"
 

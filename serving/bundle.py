@@ -276,7 +276,9 @@ def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, 
     """
     quantiles = bundle.spec["quantiles"]
     bases = bundle.calibration.get("log_base", {})
-    raw = np.column_stack([raw_scores(bundle, quantile_key(q), matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles])
+    raw = np.column_stack(
+        [raw_scores(bundle, quantile_key(q), matrix) + bases.get(quantile_key(q), 0.0) for q in quantiles]
+    )
     offsets = bundle.calibration.get("log_offsets", [0.0] * len(quantiles))
     adjusted = np.sort(raw + np.asarray(offsets, dtype=float), axis=1)
     hours = np.expm1(np.clip(adjusted, 0.0, None))

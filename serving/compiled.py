@@ -40,6 +40,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+COMPILED_DIR_ENV = "ETA311_COMPILED_DIR"  # set by `eta311 serve` for its workers: where compiled boosters are
 CACHE_FORMAT = "1"  # bump when the generated code changes (the key then changes, old objects are ignored)
 THREADED_ROWS = 512  # batches at least this large are split across PREDICT_THREADS threads
 PREDICT_THREADS = 2
@@ -100,8 +101,8 @@ def _sequential_instruction_block(
     """lleaves 1.3.0's `_populate_instruction_block` (MIT licence), with the row's running total loaded
     before the block's first tree instead of added after its last one: trees are summed in LightGBM's order.
     """
-    from llvmlite import ir
     from lleaves.compiler.codegen import codegen as cg
+    from llvmlite import ir
 
     data_arr, out_arr, start_index, end_index = root_func.args
 
@@ -232,8 +233,9 @@ def ensure_compiled(bundle_dirs: Iterable[str | Path], cache_dir: str | Path, jo
         log.info("compiling %d booster(s) for this CPU (one-off; cached in %s)", len(missing), cache_dir)
         context = multiprocessing.get_context("spawn")  # no inherited threads or locks from the caller
         with (
-            concurrent.futures.ProcessPoolExecutor(max_workers=max(1, min(jobs, len(missing))), mp_context=context)
-            as pool,
+            concurrent.futures.ProcessPoolExecutor(
+                max_workers=max(1, min(jobs, len(missing))), mp_context=context
+            ) as pool,
             tqdm(total=len(missing), desc="compile boosters", unit="booster", disable=None) as bar,
         ):
             futures = [pool.submit(compile_booster, str(path), str(cache_dir), target) for path in missing]
@@ -272,7 +274,10 @@ class CompiledPredict:
         else:
             step = -(-nrow // PREDICT_THREADS)
             pool = self._threads()
-            parts = [pool.submit(self._entry, data_ptr, out_ptr, start, min(start + step, nrow)) for start in range(0, nrow, step)]
+            parts = [
+                pool.submit(self._entry, data_ptr, out_ptr, start, min(start + step, nrow))
+                for start in range(0, nrow, step)
+            ]
             for part in parts:
                 part.result()
         return out.reshape(nrow, -1) if self.n_outputs > 1 else out

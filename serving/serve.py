@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from serving.registry import RegistryError
+from serving.compiled import COMPILED_DIR_ENV
+from serving.model_store import Imported
+from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,8 @@ class ServeSettings(Protocol):
     def snapshots_dir(self) -> Path: ...
     @property
     def tracking_uri(self) -> str: ...
+    @property
+    def compiled_dir(self) -> Path: ...
 
 
 class NoChampion(RuntimeError):
@@ -47,8 +51,56 @@ def _reachable() -> None:
     client().search_registered_models(max_results=1)
 
 
-def prepare(settings: ServeSettings, download_dir: Path) -> tuple[dict[str, str], str | None]:
-    """Import champions (or fall back to the last import); returns (versions, note for /readyz or None)."""
+def compile_imported(settings: ServeSettings, imported: Imported) -> bool:
+    """Compile the imported models' boosters for this CPU unless cached (serving.compiled); False when lleaves
+    is unavailable or compiling failed (the service then predicts with LightGBM: same numbers, slower)."""
+    import bentoml
+
+    from serving.compiled import available, ensure_compiled
+    from serving.model_store import bundle_folder
+
+    if not available():
+        log.warning("lleaves is not installed: the service will predict with LightGBM (slower, same numbers)")
+        return False
+    folders = [
+        bundle_folder(bentoml.models.get(tag).path) for tag in (imported.time_to_close_tag, imported.department_tag)
+    ]
+    try:
+        summary = ensure_compiled(folders, settings.compiled_dir)
+    except Exception:  # a compiler failure must not stop the service: LightGBM gives the same numbers
+        log.warning("could not compile the boosters: the service will predict with LightGBM", exc_info=True)
+        return False
+    if summary.compiled:
+        log.info("compiled %d booster(s) in %.1f s (%d cached)", summary.compiled, summary.seconds, summary.cached)
+    return True
+
+
+def compile_champions(settings: ServeSettings) -> bool:
+    """Fill the compiled-booster cache for the registry's champions (after a promotion), so that the next
+    `eta311 serve` starts in seconds. Tracking must be configured; False when there is nothing to compile."""
+    from serving.compiled import available, ensure_compiled
+    from serving.model_store import bundle_folder
+    from serving.registry import load_model
+
+    if not available():
+        return False
+    with tempfile.TemporaryDirectory(prefix="eta311-compile-") as tmp:
+        try:
+            models = [load_model(name, CHAMPION, Path(tmp) / name) for name in (TIME_TO_CLOSE, DEPARTMENT)]
+        except RegistryError:
+            return False
+        summary = ensure_compiled([bundle_folder(model.path) for model in models], settings.compiled_dir)
+    log.info(
+        "champions compiled for this CPU: %d new, %d cached (%.1f s)", summary.compiled, summary.cached, summary.seconds
+    )
+    return True
+
+
+def prepare(
+    settings: ServeSettings, download_dir: Path, compile_models: bool = True
+) -> tuple[dict[str, str], str | None]:
+    """Import champions (or fall back to the last import), compile their boosters unless `compile_models` is
+    False; returns (versions, note for /readyz or None)."""
     import mlflow
 
     from serving.model_store import import_champions, last_imported
@@ -74,6 +126,8 @@ def prepare(settings: ServeSettings, download_dir: Path) -> tuple[dict[str, str]
             f"{last.time_to_close_tag} and {last.department_tag}"
         )
         log.warning("%s", note)
+        if compile_models:
+            compile_imported(settings, last)
         return last.versions, note
     try:
         imported = import_champions(settings.snapshots_dir, download_dir)
@@ -82,6 +136,8 @@ def prepare(settings: ServeSettings, download_dir: Path) -> tuple[dict[str, str]
     except FileNotFoundError as error:
         raise NoChampion(str(error)) from error
     log.info("serving %s", ", ".join(f"{name} version {v}" for name, v in imported.versions.items()))
+    if compile_models:
+        compile_imported(settings, imported)
     return imported.versions, None
 
 
@@ -101,8 +157,12 @@ def server_command(host: str, port: int) -> list[str]:
     ]
 
 
-def server_env(settings: ServeSettings, workers: int, note: str | None) -> dict[str, str]:
+def server_env(settings: ServeSettings, workers: int, note: str | None, compiled: bool = True) -> dict[str, str]:
     env = dict(os.environ)
+    if compiled:
+        env[COMPILED_DIR_ENV] = str(settings.compiled_dir)  # the workers load compiled boosters from here
+    else:
+        env.pop(COMPILED_DIR_ENV, None)
     env["BENTOML_HOME"] = str(settings.bentoml_home)
     env["ETA311_HOME"] = str(settings.home)
     env["ETA311_SNAPSHOTS_DIR"] = str(settings.snapshots_dir)  # the dashboard's inputs (serving.service)
@@ -118,14 +178,14 @@ def server_env(settings: ServeSettings, workers: int, note: str | None) -> dict[
     return env
 
 
-def prepare_and_exec(settings: ServeSettings, host: str, port: int, workers: int) -> None:
+def prepare_and_exec(settings: ServeSettings, host: str, port: int, workers: int, compiled: bool = True) -> None:
     """Prepare the store, then replace this process with `bentoml serve` (does not return on success)."""
     with tempfile.TemporaryDirectory(prefix="eta311-serve-") as tmp:
-        _, note = prepare(settings, Path(tmp))
+        _, note = prepare(settings, Path(tmp), compile_models=compiled)
     command = server_command(host, port)
     log.info("starting the BentoML server on http://%s:%d with %d worker(s)", host, port, workers)
     for handler in logging.getLogger().handlers:
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(command[0], command, server_env(settings, workers, note))
+    os.execve(command[0], command, server_env(settings, workers, note, compiled))

@@ -34,6 +34,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
+from serving.compiled import COMPILED_DIR_ENV
 from serving.model_store import BENTO_DEPARTMENT, BENTO_SNAPSHOT, BENTO_TIME_TO_CLOSE
 from serving.schemas import Estimate, EstimateBatch, EstimateBatchRequest, EstimateRequest
 
@@ -270,6 +271,25 @@ async def open311_estimate(request: Request) -> JSONResponse:
     return JSONResponse(to_georeport(estimate))
 
 
+def _attach_compiled(bundles: list[tuple[Any, Path]]) -> bool:
+    """Predict with the boosters `eta311 serve` compiled for this CPU (serving.compiled) when it did: all
+    bundles or none. Without them (`--no-compile`, a Bento on another machine, no lleaves) LightGBM predicts
+    the same numbers, more slowly."""
+    from serving.compiled import attach_compiled
+
+    folder = os.environ.get(COMPILED_DIR_ENV)
+    if not folder:
+        log.info("no compiled boosters (%s unset): predicting with LightGBM", COMPILED_DIR_ENV)
+        return False
+    attached = [attach_compiled(bundle, path, folder) for bundle, path in bundles]
+    if not all(attached):
+        for bundle, _ in bundles:
+            bundle.cache.pop("compiled", None)
+        return False
+    log.info("predicting with compiled boosters from %s", folder)
+    return True
+
+
 def snapshots_dir() -> Path:
     """Settings.snapshots_dir, passed by `eta311 serve` (serving must not import the eta311 shell)."""
     explicit = os.environ.get(SNAPSHOTS_DIR_ENV)
@@ -498,8 +518,10 @@ class Eta311:
             )
             # One thread per prediction (OMP_NUM_THREADS=1 from `eta311 serve`): with several requests in
             # flight, LightGBM's thread pool only adds contention (measured in STYLE.md).
-            time_bundle = ModelBundle.load(bundle_folder(time_model.path))
-            department_bundle = ModelBundle.load(bundle_folder(department_model.path))
+            time_folder, department_folder = bundle_folder(time_model.path), bundle_folder(department_model.path)
+            time_bundle = ModelBundle.load(time_folder)
+            department_bundle = ModelBundle.load(department_folder)
+            compiled = _attach_compiled([(time_bundle, time_folder), (department_bundle, department_folder)])
             frame = pd.read_parquet(Path(snapshot.path) / SNAPSHOT_FILE)
             versions = Versions(
                 time_model.info.labels.get("registry_version", str(time_model.tag.version)),
@@ -518,6 +540,7 @@ class Eta311:
             "department": str(department_model.tag),
             "department_version": versions.department,
             "snapshot": str(snapshot.tag),
+            "compiled_boosters": compiled,
         }
         gc.collect()
         gc.freeze()

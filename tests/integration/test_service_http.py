@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
+from serving import compiled
 from tests.helpers import free_port, write_small_specs
 from training.synth import synthesize
 
@@ -158,6 +159,9 @@ def test_ready_and_answer_has_the_contract_keys(served: dict[str, Any]) -> None:
     ready = served["client"].get("/readyz")
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert ready.json()["models"]["time_to_close_version"] == served["versions"]["eta311-time-to-close"]
+    # `eta311 promote` compiled the champions; the workers predict with them (the parity tests below then
+    # compare compiled code over HTTP with LightGBM offline, to the last bit).
+    assert ready.json()["models"]["compiled_boosters"] is compiled.available()
     assert served["client"].get("/livez").status_code == 200
     body = _rows(served["records"], 1)[0]
     response = served["client"].post("/estimate", json=body)

@@ -58,19 +58,19 @@ def test_train_promote_rollback_evaluate_on_sqlite_store(eta_home: Path, data_fi
     assert {"plots/calibration.png", "plots/coverage_over_time.png", "plots/error_by_department.png"} <= artifacts
     assert str(eta_home) in run.info.artifact_uri  # artifacts live under ETA311_HOME
 
-    first = run_cli("promote", "--json")
+    first = run_cli("promote", "--json", "--no-compile")
     assert all(d["promoted"] and d["champion_after"] == "1" for d in first)
 
     # A deliberately worse challenger (one boosting round) must be refused, with the reason stated.
     weak = write_small_specs(data_files["spec"].parent / "weak", rounds=1)
     second = run_cli("train", str(data_files["first"]), "--spec", str(weak), "--json")
     assert second["versions"]["eta311-time-to-close"] == "2"
-    refused = run_cli("promote", "--json")
+    refused = run_cli("promote", "--json", "--no-compile")
     time_decision = next(d for d in refused if d["model"] == "eta311-time-to-close")
     assert not time_decision["promoted"] and "mae_log" in time_decision["reason"]
     assert time_decision["challenger_metric"] > time_decision["champion_metric"]
 
-    forced = run_cli("promote", "--force", "--json")
+    forced = run_cli("promote", "--force", "--json", "--no-compile")
     assert all(d["promoted"] and d["champion_after"] == "2" for d in forced)
     restored = run_cli("rollback", "--json")
     assert all(d["promoted"] and d["champion_after"] == "1" for d in restored)
@@ -99,7 +99,7 @@ def test_train_promote_rollback_evaluate_on_sqlite_store(eta_home: Path, data_fi
 def test_promote_and_evaluate_without_models_say_what_to_do(eta_home: Path, data_files: dict[str, Path]) -> None:
     result = CliRunner().invoke(app, ["evaluate", str(data_files["later"]), "--json"])
     assert result.exit_code == 1 and "train and promote" in result.output
-    decisions = run_cli("promote", "--json")
+    decisions = run_cli("promote", "--json", "--no-compile")
     assert all(not d["promoted"] and "no challenger" in d["reason"] for d in decisions)
 
 
@@ -151,7 +151,7 @@ def test_train_against_a_real_mlflow_server(
         assert out["versions"]["eta311-department"] == "1"
         assert not (eta_home / "mlflow.db").exists()  # everything went to the server
         assert any((tmp_path / "server_artifacts").rglob("bundle.json"))
-        run_cli("promote", "--json")
+        run_cli("promote", "--json", "--no-compile")
         evaluation = run_cli("evaluate", str(data_files["later"]), "--json")
         assert evaluation["time_to_close"]["n"] > 0
     finally:

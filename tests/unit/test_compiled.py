@@ -93,7 +93,9 @@ def test_bundle_predictions_are_identical_with_and_without_compiled_boosters(
     assert times_plain.keys() == times_fast.keys()
     for key in times_plain:
         assert np.array_equal(times_plain[key], times_fast[key]), key
-    assert np.array_equal(predict_department(plain["department"], matrix), predict_department(fast["department"], matrix))
+    assert np.array_equal(
+        predict_department(plain["department"], matrix), predict_department(fast["department"], matrix)
+    )
 
     rows = [{"request_type": t, "created_at": "2024-02-10T09:30:00-08:00"} for t in ("Graffiti Removal", None, "x")]
     answers = [
@@ -103,7 +105,9 @@ def test_bundle_predictions_are_identical_with_and_without_compiled_boosters(
     assert answers[0] == answers[1]
 
 
-def test_attach_refuses_a_missing_cache_and_code_that_differs(saved: dict[str, Any], cache: Path, tmp_path: Path) -> None:
+def test_attach_refuses_a_missing_cache_and_code_that_differs(
+    saved: dict[str, Any], cache: Path, tmp_path: Path
+) -> None:
     folder = saved["dirs"]["department"]
     bundle = ModelBundle.load(folder)
     assert not compiled.attach_compiled(bundle, folder, tmp_path / "empty")
