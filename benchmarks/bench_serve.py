@@ -5,7 +5,8 @@ starts `eta311 serve` on 127.0.0.1 and prints medians over --repeats runs of:
 - startup to ready: from launching `eta311 serve` to the first 200 from /readyz (registry import included);
 - `/estimate` latency p50/p99 at concurrency 1, 8 and 32 (aiohttp, a fixed request count and a time limit
   per run), throughput and the error count (anything but a 200);
-- `/estimate_batch` predictions per second (1,000 requests per call, sequential calls);
+- `/estimate_batch` predictions per second (1,000 requests per call, sequential calls from one client, and
+  from two clients at once: one per worker);
 - the same requests scored in-process (`Estimator.estimate`, one row and 1,000 rows) and the ratios
   HTTP / in-process — the figure to compare across machines;
 - resident memory (RSS) of each BentoML worker process;
@@ -73,12 +74,16 @@ def train_home(home: Path, rows: int, rounds: int) -> None:
 
 
 def request_bodies(home: Path, n: int) -> list[dict[str, Any]]:
-    """The last n synthetic requests as JSON bodies (what a client would send)."""
+    """The last n requests (by creation) as JSON bodies (what a client would send)."""
     import pandas as pd
 
     from features.schema import read_records
 
-    records = read_records(home / "records.parquet").tail(n)
+    source = home / "records.parquet"
+    if not source.is_file():  # a home made by `eta311 demo`
+        source = home / "data" / "requests.parquet"
+    records = read_records(source)
+    records = records[records["created_at"].notna()].sort_values("created_at", kind="stable").tail(n)
     out = []
     for record in records.to_dict("records"):
         body = {
@@ -91,7 +96,7 @@ def request_bodies(home: Path, n: int) -> list[dict[str, Any]]:
     return out
 
 
-def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int) -> dict[str, float]:
+def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int, compiled: bool) -> dict[str, float]:
     """Per-request and per-1,000 in-process times of the service's own estimator on the same champions."""
     import pandas as pd
 
@@ -101,6 +106,15 @@ def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int) -> dict[s
 
     configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
     time_model, department_model = load_model(TIME_TO_CLOSE, CHAMPION), load_model(DEPARTMENT, CHAMPION)
+    if compiled:  # as the service's workers do: the boosters `eta311 promote`/`serve` compiled for this CPU
+        from serving.compiled import attach_compiled, ensure_compiled
+        from serving.model_store import bundle_folder
+
+        folders = [bundle_folder(model.path) for model in (time_model, department_model)]
+        ensure_compiled(folders, home / "compiled")
+        for model, folder in zip((time_model, department_model), folders, strict=True):
+            if not attach_compiled(model.bundle, folder, home / "compiled"):
+                raise RuntimeError(f"compiled boosters could not be attached to {folder}")
     estimator = Estimator(
         time_model.bundle,
         department_model.bundle,
@@ -162,18 +176,35 @@ async def load(url: str, bodies: list[dict[str, Any]], concurrency: int, n: int,
     }
 
 
-def batch_rate(url: str, bodies: list[dict[str, Any]], calls: int) -> tuple[float, int]:
+def batch_rate(url: str, bodies: list[dict[str, Any]], calls: int, clients: int = 1) -> tuple[float, int]:
+    """Predictions/s of /estimate_batch with 1,000 requests per call: `clients` threads, each posting `calls`
+    calls one after another (the body is encoded once, as a load generator does; every answer is read and
+    its status checked, and one answer per client is parsed and counted)."""
+    import concurrent.futures
+
     import httpx
 
-    payload = {"requests": bodies[:1000]}
-    errors = 0
-    with httpx.Client(timeout=60) as client:
-        client.post(f"{url}/estimate_batch", json=payload)
-        t0 = time.perf_counter()
-        for _ in range(calls):
-            errors += client.post(f"{url}/estimate_batch", json=payload).status_code != 200
-        elapsed = time.perf_counter() - t0
-    return calls * len(payload["requests"]) / elapsed, errors
+    requests = bodies[:1000]
+    payload = json.dumps({"requests": requests}).encode()
+    headers = {"content-type": "application/json"}
+
+    def client_run() -> int:
+        errors = 0
+        with httpx.Client(timeout=60) as client:
+            for call in range(calls):
+                response = client.post(f"{url}/estimate_batch", content=payload, headers=headers)
+                errors += response.status_code != 200
+                if call == 0 and response.status_code == 200:
+                    errors += len(response.json()["estimates"]) != len(requests)
+        return errors
+
+    warm = httpx.post(f"{url}/estimate_batch", content=payload, headers=headers, timeout=60)
+    warm.raise_for_status()
+    t0 = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(clients) as pool:
+        errors = sum(pool.map(lambda _: client_run(), range(clients)))
+    elapsed = time.perf_counter() - t0
+    return clients * calls * len(requests) / elapsed, errors
 
 
 def worker_rss_mib(root_pid: int) -> list[float]:
@@ -183,7 +214,7 @@ def worker_rss_mib(root_pid: int) -> list[float]:
     return [p.memory_info().rss / 2**20 for p in processes if "_bentoml_impl.worker" in " ".join(p.cmdline())]
 
 
-def start_server(home: Path, port: int, workers: int) -> tuple[subprocess.Popen, float]:
+def start_server(home: Path, port: int, workers: int, compiled: bool) -> tuple[subprocess.Popen, float]:
     import httpx
 
     env = {**os.environ, "ETA311_HOME": str(home)}
@@ -192,7 +223,7 @@ def start_server(home: Path, port: int, workers: int) -> tuple[subprocess.Popen,
     log_file = (home / "server.log").open("w")
     t0 = time.perf_counter()
     process = subprocess.Popen(
-        [*command, "--workers", str(workers)],
+        [*command, "--workers", str(workers), "--compile" if compiled else "--no-compile"],
         env=env,
         stdout=log_file,
         stderr=subprocess.STDOUT,
@@ -257,7 +288,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=1000, help="/estimate requests per load run")
     parser.add_argument("--limit-s", type=float, default=30.0, help="time limit per load run")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="serve and score in-process with compiled boosters (the default of `eta311 serve`)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -273,9 +310,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ["OMP_NUM_THREADS"] = "1"
         bodies = request_bodies(home, 1000)
         load_before = load_averages()
-        reference = in_process(home, bodies, args.repeats)
+        reference = in_process(home, bodies, args.repeats, args.compile)
         port = free_port()
-        process, ready_s = start_server(home, port, args.workers)
+        process, ready_s = start_server(home, port, args.workers, args.compile)
         url = f"http://127.0.0.1:{port}"
         try:
             rss = worker_rss_mib(process.pid)
@@ -286,12 +323,14 @@ def main(argv: list[str] | None = None) -> None:
                 for c in CONCURRENCY:
                     results[c].append(asyncio.run(load(url, bodies, c, args.requests, args.limit_s)))
             batch = [batch_rate(url, bodies, 5) for _ in range(args.repeats)]
+            batch2 = [batch_rate(url, bodies, 5, clients=2) for _ in range(args.repeats)]
             rss_after = worker_rss_mib(process.pid)
         finally:
             stop_server(process)
 
     print(f"load averages (1/5/15 min): at start {load_before}; at end {load_averages()}; {os.cpu_count()} CPUs")
-    print(f"startup to ready (eta311 serve -> /readyz 200): {ready_s:.1f} s, {args.workers} worker(s)")
+    engine = "compiled boosters" if args.compile else "LightGBM"
+    print(f"startup to ready (eta311 serve -> /readyz 200): {ready_s:.1f} s, {args.workers} worker(s), {engine}")
     print(f"dashboard forecast after ready (background): {dashboard_s:.1f} s, status {dashboard_status}")
     print(
         f"worker RSS MiB: at ready {', '.join(f'{r:.0f}' for r in rss)}; after load "
@@ -312,7 +351,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  concurrency {c:>2}                          {p50:7.2f}  {p99:7.2f}  {rps:7.0f}  {errors:6d}  {n:8d}")
     batch_per_s = statistics.median(b[0] for b in batch)
     batch_errors = sum(b[1] for b in batch)
-    print(f"/estimate_batch: {batch_per_s:,.0f} predictions/s (1,000 per call), errors {batch_errors}")
+    print(f"/estimate_batch: {batch_per_s:,.0f} predictions/s (1,000 per call, one client), errors {batch_errors}")
+    print(
+        f"/estimate_batch: {statistics.median(b[0] for b in batch2):,.0f} predictions/s (1,000 per call, two "
+        f"clients), errors {sum(b[1] for b in batch2)}"
+    )
     single_http = statistics.median(r["p50_ms"] for r in results[1])
     print(
         f"ratio HTTP / in-process: single request p50 {single_http / reference['single_ms']:.1f}x; "

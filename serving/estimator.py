@@ -9,6 +9,7 @@ alone or in a batch. Numbers are not rounded, so an HTTP answer equals offline s
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,26 +91,25 @@ class Estimator:
                 row["city"] = "la"
             prepared.append(row)
         warnings: list[list[str]] = []
-        matrix = self.time_pipeline.transform_rows(prepared, self.snapshot, warnings)
-        if self.department_pipeline is self.time_pipeline:
-            department_matrix = matrix
-        else:
-            department_warnings: list[list[str]] = []
-            department_matrix = self.department_pipeline.transform_rows(
-                prepared, self.department_snapshot, department_warnings
-            )
-            for mine, theirs in zip(warnings, department_warnings, strict=True):
-                mine.extend(w for w in theirs if w not in mine)
-        times = predict_time_to_close(self.time_bundle, matrix)
-        probabilities = predict_department(self.department_bundle, department_matrix)
+        times, probabilities = self._predict(*self._features(prepared, warnings))
         top = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_DEPARTMENTS]
 
-        quantile_columns = [(name, times[key].tolist()) for name, key in self.quantiles]
-        horizon_columns = [(name, times[key].tolist()) for name, key in self.horizons]
+        # Plain Python values once per column (numpy scalars cost ~100 ns per access), then one dict per row.
+        quantile_names = [name for name, _ in self.quantiles]
+        horizon_names = [name for name, _ in self.horizons]
+        quantile_rows = zip(*(times[key].tolist() for _, key in self.quantiles), strict=True)
+        horizon_rows = zip(*(times[key].tolist() for _, key in self.horizons), strict=True)
+        top_rows = top.tolist()
+        top_probabilities = np.take_along_axis(probabilities, top, axis=1).tolist()
+        classes = self.classes
         out = []
-        for i, row in enumerate(prepared):
-            hours = {name: column[i] for name, column in quantile_columns}
-            ranked = [{"name": self.classes[j], "probability": float(probabilities[i, j])} for j in top[i].tolist()]
+        for i, (row, quantile_values, horizon_values) in enumerate(
+            zip(prepared, quantile_rows, horizon_rows, strict=True)
+        ):
+            hours = dict(zip(quantile_names, quantile_values, strict=True))
+            ranked = [
+                {"name": classes[j], "probability": p} for j, p in zip(top_rows[i], top_probabilities[i], strict=True)
+            ]
             zone = self._zone(row["city"])
             expected = (row["created_at"] + hours["p50"] * _HOUR).astimezone(zone)
             out.append(
@@ -117,7 +117,7 @@ class Estimator:
                     "request_id": row.get("request_id"),
                     "expected_close_at": expected.isoformat(timespec="seconds"),
                     "hours": hours,
-                    "p_closed_within": {name: column[i] for name, column in horizon_columns},
+                    "p_closed_within": dict(zip(horizon_names, horizon_values, strict=True)),
                     "department": {**ranked[0], "top": ranked},
                     "message": resident_message(hours, row["created_at"].astimezone(zone), expected),
                     "model": dict(self._model),
@@ -125,6 +125,22 @@ class Estimator:
                 }
             )
         return out
+
+    def _features(self, rows: list[dict[str, Any]], warnings: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(time-to-close matrix, department matrix) of prepared rows; one warnings list per row is appended."""
+        matrix = self.time_pipeline.transform_rows(rows, self.snapshot, warnings)
+        if self.department_pipeline is self.time_pipeline:
+            return matrix, matrix
+        department_warnings: list[list[str]] = []
+        department_matrix = self.department_pipeline.transform_rows(rows, self.department_snapshot, department_warnings)
+        for mine, theirs in zip(warnings[-len(rows) :], department_warnings, strict=True):
+            mine.extend(w for w in theirs if w not in mine)
+        return matrix, department_matrix
+
+    def _predict(self, matrix: np.ndarray, department_matrix: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        return predict_time_to_close(self.time_bundle, matrix), predict_department(
+            self.department_bundle, department_matrix
+        )
 
     def _zone(self, city: str) -> ZoneInfo:
         zone = self._zones.get(city)
@@ -159,12 +175,36 @@ def resident_message(hours: Mapping[str, float], created_local: dt.datetime, exp
     else:
         low_n, high_n = max(1, math.floor(low / 24)), max(1, math.ceil(high / 24))
         unit = "days"
+    return _sentence(low_n, high_n, unit, expected_local.date(), created_local.date())
+
+
+@functools.lru_cache(maxsize=4096)
+def _sentence(low_n: int, high_n: int, unit: str, expected: dt.date, created: dt.date) -> str:
+    """The sentence for rounded figures and dates: a batch repeats a few hundred of them, so they are
+    built once (English names, whatever the server's locale)."""
     span = f"{low_n} to {high_n} {unit}" if high_n > low_n else f"about {high_n} {unit[:-1] if high_n == 1 else unit}"
-    day = f"{expected_local:%A}, {expected_local:%B} {expected_local.day}"
-    if expected_local.year != created_local.year:
-        day += f", {expected_local.year}"
-    when = f"later today, {day}" if expected_local.date() == created_local.date() else day
+    day = f"{_WEEKDAYS[expected.weekday()]}, {_MONTHS[expected.month - 1]} {expected.day}"
+    if expected.year != created.year:
+        day += f", {expected.year}"
+    when = f"later today, {day}" if expected == created else day
     return f"Most requests like yours are completed in {span}; we expect yours by {when}."
+
+
+_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
 
 
 def _utc(created: Any, now: dt.datetime) -> dt.datetime:

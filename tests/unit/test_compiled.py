@@ -3,6 +3,7 @@ content and CPU, and never used when they could change a number."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -98,11 +99,28 @@ def test_bundle_predictions_are_identical_with_and_without_compiled_boosters(
     )
 
     rows = [{"request_type": t, "created_at": "2024-02-10T09:30:00-08:00"} for t in ("Graffiti Removal", None, "x")]
-    answers = [
-        Estimator(b["time_to_close"], b["department"], saved["snapshot"], Versions("1", "1")).estimate(rows)
-        for b in (plain, fast)
+    # 700 real-shaped rows: large enough for the compiled boosters' threaded path.
+    rows += [
+        {
+            "request_type": record["request_type"],
+            "source": record["source"],
+            "description": record["description"],
+            "latitude": None if np.isnan(record["latitude"]) else record["latitude"],
+            "longitude": None if np.isnan(record["longitude"]) else record["longitude"],
+            "created_at": record["created_at"].isoformat(),
+        }
+        for record in saved["records"].tail(700).to_dict("records")
     ]
+    estimators = [
+        Estimator(b["time_to_close"], b["department"], saved["snapshot"], Versions("1", "1")) for b in (plain, fast)
+    ]
+    now = dt.datetime(2024, 2, 15, tzinfo=dt.UTC)
+    answers = [estimator.estimate(rows, now=now) for estimator in estimators]
     assert answers[0] == answers[1]
+    assert (
+        answers[1][3:]
+        == [answer for row in rows[3:6] for answer in estimators[1].estimate([row], now=now)] + answers[1][6:]
+    )
 
 
 def test_attach_refuses_a_missing_cache_and_code_that_differs(
