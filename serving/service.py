@@ -43,6 +43,7 @@ log = logging.getLogger("eta311.service")
 
 MAX_BODY_BYTES = 1024 * 1024
 REGISTRY_NOTE_ENV = "ETA311_REGISTRY_NOTE"
+REBALANCE_BATCH = 100  # batches at least this large close their connection (see Eta311.estimate_batch)
 SNAPSHOTS_DIR_ENV = "ETA311_SNAPSHOTS_DIR"
 JSON_ENDPOINTS = frozenset({"/estimate", "/estimate_batch"})
 MODEL_ENDPOINTS = JSON_ENDPOINTS | {"/open311/estimate"}
@@ -597,8 +598,15 @@ class Eta311:
         Sync (BentoML runs it in its thread pool): a large batch takes tens of milliseconds, too long to
         hold the event loop. The rows were validated by BentoML; their field dicts are what `model_dump()`
         would return for this flat model (the estimator copies them), without its per-row cost.
+
+        `Connection: close` on large batches: a worker's event loop stays free to accept connections while
+        the batch runs in its thread, so kept-alive batch clients pile onto whichever worker accepted them
+        first (measured: two clients on one connection each, 16.6k predictions/s, one worker idle). A new
+        connection per batch costs ~0.1 ms on ~50 ms of work, and lets the other worker take the next one.
         """
-        return EstimateResponse({"estimates": _estimate_or_raise([r.__dict__ for r in requests])})
+        answers = _estimate_or_raise([r.__dict__ for r in requests])
+        headers = {"Connection": "close"} if len(answers) >= REBALANCE_BATCH else None
+        return EstimateResponse({"estimates": answers}, headers=headers)
 
 
 Eta311.add_asgi_middleware(GuardMiddleware, state=STATE)

@@ -224,6 +224,21 @@ def test_batch_equals_one_by_one(served: dict[str, Any]) -> None:
     assert batch.json()["estimates"] == singles
 
 
+def test_large_batch_equals_one_by_one_and_closes_its_connection(served: dict[str, Any]) -> None:
+    """600 rows take the compiled boosters' threaded path; a large batch's connection is closed so that the
+    client's next batch can go to another worker (small ones keep it)."""
+    bodies = _rows(served["records"], 600)
+    client = served["client"]
+    batch = client.post("/estimate_batch", json={"requests": bodies})
+    assert batch.status_code == 200 and batch.headers["connection"] == "close"
+    answers = batch.json()["estimates"]
+    assert len(answers) == 600
+    sample = range(0, 600, 60)
+    assert [answers[i] for i in sample] == [client.post("/estimate", json=bodies[i]).json() for i in sample]
+    small = client.post("/estimate_batch", json={"requests": bodies[:5]})
+    assert small.status_code == 200 and small.headers.get("connection", "keep-alive") != "close"
+
+
 def test_numbers_for_codes_equal_strings(served: dict[str, Any]) -> None:
     body = _rows(served["records"], 1)[0] | {"zip_code": "90012"}
     client = served["client"]
