@@ -23,6 +23,11 @@ import numpy as np
 log = logging.getLogger(__name__)
 BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT_VERSION = 1
+# One row walks faster through LightGBM's single-row predictor and compact node arrays than through
+# megabytes of compiled code that is cold in the instruction cache when eight boosters take turns
+# (measured, one request: 0.45 ms with LightGBM, 0.50 ms compiled); from two rows on compiled code wins
+# (2 rows 0.69 against 0.82 ms, 64 rows 4.4 against 10.5 ms). Both give the same numbers.
+COMPILED_MIN_ROWS = 2
 PROBE_ROWS = 64  # rows on which the fast predict path is proven equal to Booster.predict
 
 
@@ -234,10 +239,11 @@ def predictor(bundle: ModelBundle, name: str, raw_score: bool = False, probe: np
 
 def raw_scores(bundle: ModelBundle, name: str, matrix: np.ndarray) -> np.ndarray:
     """Raw scores of one booster: its compiled code when `serving.compiled.attach_compiled` gave the bundle
-    one (proven equal to LightGBM bit for bit), else LightGBM. Links (sigmoid, softmax) are applied by the
-    callers in numpy, the same code for both engines, so the engine never changes a number."""
+    one (proven equal to LightGBM bit for bit) and the matrix has at least COMPILED_MIN_ROWS rows, else
+    LightGBM. Links (sigmoid, softmax) are applied by the callers in numpy, the same code for both engines,
+    so the engine never changes a number."""
     compiled = bundle.cache.get("compiled")
-    if compiled:
+    if compiled and len(matrix) >= COMPILED_MIN_ROWS:
         return compiled[name](matrix)
     return predictor(bundle, name, raw_score=True, probe=matrix)(matrix)
 
