@@ -592,17 +592,17 @@ class Eta311:
         return EstimateResponse(_estimate_or_raise([request])[0])
 
     @bentoml.api(route="/estimate_batch", input_spec=EstimateBatchRequest, output_spec=EstimateBatch)
-    def estimate_batch(self, requests: list[EstimateRequest]) -> JSONResponse:
+    async def estimate_batch(self, requests: list[EstimateRequest]) -> JSONResponse:
         """Estimates for up to 1,000 requests, in order (one vectorised prediction for the whole batch).
 
-        Sync (BentoML runs it in its thread pool): a large batch takes tens of milliseconds, too long to
-        hold the event loop. The rows were validated by BentoML; their field dicts are what `model_dump()`
-        would return for this flat model (the estimator copies them), without its per-row cost.
-
-        `Connection: close` on large batches: a worker's event loop stays free to accept connections while
-        the batch runs in its thread, so kept-alive batch clients pile onto whichever worker accepted them
-        first (measured: two clients on one connection each, 16.6k predictions/s, one worker idle). A new
-        connection per batch costs ~0.1 ms on ~50 ms of work, and lets the other worker take the next one.
+        Async on purpose, although a 1,000-row batch takes ~40 ms of CPU: the work holds the GIL for most of
+        it (features and answers are Python; the compiled trees run in their own threads), so a thread-pool
+        hop would not free the worker, while a blocked event loop stops this worker from accepting the next
+        connection and lets an idle worker take it. `Connection: close` on large batches does the same for
+        kept-alive clients, which otherwise stay with whichever worker accepted them first (two such clients
+        on one worker: 16.6k predictions/s, the other worker idle; spread: 27-29k). A new connection costs
+        ~0.1 ms against ~40 ms of work. The rows were validated by BentoML; their field dicts are what
+        `model_dump()` would return for this flat model (the estimator copies them), without its cost.
         """
         answers = _estimate_or_raise([r.__dict__ for r in requests])
         headers = {"Connection": "close"} if len(answers) >= REBALANCE_BATCH else None
