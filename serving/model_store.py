@@ -91,26 +91,56 @@ def import_snapshot(path: Path) -> str:
     return str(stored.tag)
 
 
+def _already_imported(name: str) -> str | None:
+    """The BentoML tag holding `name@champion` when the latest import is that very version (same run), else
+    None. Asks the registry only for the alias, so a restart does not download and parse the champions."""
+    from mlflow.exceptions import MlflowException
+
+    from serving.registry import RegistryError, client
+
+    try:
+        version = client().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as error:
+        raise RegistryError(f"{name} has no version with alias {CHAMPION!r}: train and promote first") from error
+    latest = _latest(BENTO_NAMES[name])
+    if (
+        latest is not None
+        and latest.info.labels.get("registry_version") == str(version.version)
+        and latest.info.labels.get("run_id") == version.run_id
+    ):
+        log.info("%s version %s already imported as %s", name, version.version, latest.tag)
+        return str(latest.tag)
+    return None
+
+
 def import_champions(snapshots_dir: Path, download_dir: Path) -> Imported:
-    """Load both champions from the registry (tracking already configured) and import them and the snapshot.
+    """Import both champions from the registry (tracking already configured; downloaded only when the store
+    does not hold that version yet) and the snapshot.
 
     The snapshot is `snapshots_dir/latest.parquet` (written by `eta311 train` and `eta311 snapshot`), or,
     when there is none, the snapshot saved with the time-to-close bundle. Raises `RegistryError` when
     there is no champion; any other exception means the store could not be read.
     """
+    import bentoml
+
     from serving.registry import load_model
 
-    models = [load_model(name, CHAMPION, download_dir / name) for name in (TIME_TO_CLOSE, DEPARTMENT)]
-    tags = [import_model(model) for model in models]
+    tags, versions = [], {}
+    for name in (TIME_TO_CLOSE, DEPARTMENT):
+        tag = _already_imported(name)
+        if tag is None:
+            tag = import_model(load_model(name, CHAMPION, download_dir / name))
+        tags.append(tag)
+        versions[name] = bentoml.models.get(tag).info.labels.get("registry_version", "?")
     snapshot = snapshots_dir / "latest.parquet"
     if not snapshot.is_file():
-        bundled = list(Path(models[0].path).rglob(SNAPSHOT_FILE))
+        bundled = list(Path(bentoml.models.get(tags[0]).path).rglob(SNAPSHOT_FILE))
         if not bundled:
             raise FileNotFoundError(f"no workload snapshot: run `eta311 snapshot DATA` (looked in {snapshot})")
         log.warning("no %s: serving the workload snapshot saved with the model", snapshot)
         snapshot = bundled[0]
     snapshot_tag = import_snapshot(snapshot)
-    return Imported(tags[0], tags[1], snapshot_tag, {model.name: model.version for model in models})
+    return Imported(tags[0], tags[1], snapshot_tag, versions)
 
 
 def last_imported() -> Imported | None:
