@@ -89,7 +89,11 @@ def compile_champions(settings: ServeSettings) -> bool:
             models = [load_model(name, CHAMPION, Path(tmp) / name) for name in (TIME_TO_CLOSE, DEPARTMENT)]
         except RegistryError:
             return False
-        summary = ensure_compiled([bundle_folder(model.path) for model in models], settings.compiled_dir)
+        try:
+            summary = ensure_compiled([bundle_folder(model.path) for model in models], settings.compiled_dir)
+        except Exception:  # the promotion stands; `eta311 serve` compiles again or predicts with LightGBM
+            log.warning("could not compile the new champions' boosters", exc_info=True)
+            return False
     log.info(
         "champions compiled for this CPU: %d new, %d cached (%.1f s)", summary.compiled, summary.cached, summary.seconds
     )

@@ -239,6 +239,13 @@ def test_large_batch_equals_one_by_one_and_closes_its_connection(served: dict[st
     assert small.status_code == 200 and small.headers.get("connection", "keep-alive") != "close"
 
 
+def test_a_bad_query_parameter_is_a_field_level_400(served: dict[str, Any]) -> None:
+    for path in ("/forecast/departments", "/dashboard"):
+        response = served["client"].get(path, params={"department": "x" * 201})
+        assert response.status_code == 400, response.text
+        assert response.json()["detail"][0]["loc"] == ["query", "department"]
+
+
 def test_numbers_for_codes_equal_strings(served: dict[str, Any]) -> None:
     body = _rows(served["records"], 1)[0] | {"zip_code": "90012"}
     client = served["client"]

@@ -133,6 +133,7 @@ def test_train_against_a_real_mlflow_server(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        cwd=tmp_path,  # anything the server writes relative to its directory stays in the test's folder
     )
     try:
         uri = f"http://127.0.0.1:{port}"
@@ -197,6 +198,9 @@ def test_mlflow_run_main_entry_point(eta_home: Path, tmp_path: Path, data_files:
         text=True,
         env=env,
         timeout=900,
+        # `mlflow run` creates the experiment in a new store with the artifact root ./mlruns: keep it here,
+        # not in the repository
+        cwd=tmp_path,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert (tmp_path / "work" / "records.parquet").is_file()
