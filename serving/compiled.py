@@ -1,21 +1,22 @@
 """Compiled boosters: each LightGBM booster of a bundle turned into machine code (lleaves), bit for bit.
 
 Why: a request walks about 1,900 trees (three quantile boosters, four horizon boosters, a six-class
-department booster). LightGBM's interpreter spends ~100 µs per row on them; the same trees compiled to
-native code by lleaves (LLVM) take ~15 µs, which is what lets `/estimate_batch` reach its throughput target
-and takes most of the tree time out of `/estimate`.
+department booster). In a 1,000-row batch LightGBM spends ~100 µs per row on them; the same trees compiled
+to native code by lleaves (LLVM) take ~26 µs on one thread (~15 µs on two), which is what lets
+`/estimate_batch` reach its throughput target. One-row requests stay with LightGBM (see
+`serving.bundle.COMPILED_MIN_ROWS`).
 
-Bit for bit: lleaves sums a row's trees block by block (34 trees per block, for the instruction cache)
-and adds each block's sum to the running total; LightGBM adds tree after tree to one running total. Float
-addition is not associative, so the two differ in the last bits (~1e-14). `_sequential_instruction_block`
-is lleaves' own block generator (MIT licence, lleaves 1.3.0) changed in one place: a block starts from the
-running total instead of zero, so the order of additions is LightGBM's. Boosters are compiled for raw
-scores (the objective's link is applied by `serving.bundle`, the same code for both engines), and
-`CompiledPredict.check` proves the compiled code equal to `Booster.predict(raw_score=True)` on a probe
-matrix before a bundle uses it; anything else falls back to LightGBM, so numbers never depend on whether a
-machine compiled its models.
+Bit for bit: lleaves sums a row's trees block by block (blocks of trees walked for all rows in turn, for
+the instruction cache) and adds each block's sum to the running total; LightGBM adds tree after tree to
+one running total. Float addition is not associative, so the two differ in the last bits (~1e-14).
+`_sequential_instruction_block` is lleaves' own block generator (MIT licence, lleaves 1.3.0) changed in
+one place: a block starts from the running total instead of zero, so the order of additions is
+LightGBM's. Boosters are compiled for raw scores (the objective's link is applied by `serving.bundle`, the
+same code for both engines), and `CompiledPredict.check` proves the compiled code equal to
+`Booster.predict(raw_score=True)` on a probe matrix before a bundle uses it; anything else falls back to
+LightGBM, so numbers never depend on whether a machine compiled its models.
 
-Compiling takes time (about a minute of CPU for the production champions) and its output is specific
+Compiling takes time (34 s on two cores for the production champions) and its output is specific
 to this CPU, so objects are cached under `ETA311_HOME/compiled`, named by a hash of the booster text, the
 lleaves and llvmlite versions and the host CPU. `eta311 promote` and `eta311 serve` fill the cache; the
 service only loads from it (a worker never compiles).
