@@ -401,6 +401,17 @@ def attach_compiled(bundle: Any, bundle_dir: str | Path, cache_dir: str | Path) 
     return True
 
 
+def attach_all(bundles: Iterable[tuple[Any, str | Path]], cache_dir: str | Path) -> bool:
+    """`attach_compiled` for (bundle, bundle folder) pairs that predict together: all of them or none, so
+    one request never mixes engines (the numbers would be the same; the timings would not be)."""
+    pairs = list(bundles)
+    if all([attach_compiled(bundle, folder, cache_dir) for bundle, folder in pairs]):
+        return True
+    for bundle, _ in pairs:
+        bundle.cache.pop("compiled", None)
+    return False
+
+
 if __name__ == "__main__":  # `python -m serving.compiled MODEL_FILE CACHE_DIR TARGET`: one compile (ensure_compiled)
     import sys
 

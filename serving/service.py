@@ -285,16 +285,13 @@ def _attach_compiled(bundles: list[tuple[Any, Path]]) -> bool:
     """Predict with the boosters `eta311 serve` compiled for this CPU (serving.compiled) when it did: all
     bundles or none. Without them (`--no-compile`, a Bento on another machine, no lleaves) LightGBM predicts
     the same numbers, more slowly."""
-    from serving.compiled import attach_compiled
+    from serving.compiled import attach_all
 
     folder = os.environ.get(COMPILED_DIR_ENV)
     if not folder:
         log.info("no compiled boosters (%s unset): predicting with LightGBM", COMPILED_DIR_ENV)
         return False
-    attached = [attach_compiled(bundle, path, folder) for bundle, path in bundles]
-    if not all(attached):
-        for bundle, _ in bundles:
-            bundle.cache.pop("compiled", None)
+    if not attach_all(bundles, folder):
         return False
     log.info("predicting with compiled boosters from %s", folder)
     return True
