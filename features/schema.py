@@ -32,6 +32,9 @@ class City:
     holiday_subdivision: str | None = None  # US state code for the `holidays` package
 
 
+# The city a request belongs to when it does not say: the service was built for Los Angeles' 311.
+DEFAULT_CITY = "la"
+
 CITIES: dict[str, City] = {
     "la": City("la", "Los Angeles", "America/Los_Angeles", (33.65, 34.40, -118.75, -118.10), "CA"),
     "nyc": City("nyc", "New York", "America/New_York", (40.45, 40.95, -74.30, -73.65), "NY"),
@@ -124,7 +127,7 @@ class IntakeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     request_id: str | None = Field(default=None, max_length=128, description="Caller's id; never a feature.")
-    city: str = Field(default="la", max_length=32, description="City code, e.g. la, nyc, boston.")
+    city: str = Field(default=DEFAULT_CITY, max_length=32, description="City code, e.g. la, nyc, boston.")
     created_at: AwareDatetime | None = Field(
         default=None, description="Submission time with a UTC offset; defaults to now."
     )

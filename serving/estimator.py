@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from features.pipeline import FeaturePipeline
-from features.schema import city_timezone
+from features.schema import DEFAULT_CITY, city_timezone
 from features.workload import WorkloadSnapshot
 from serving.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
 
@@ -88,7 +88,7 @@ class Estimator:
             row = dict(row)
             row["created_at"] = _utc(row.get("created_at"), now)
             if not row.get("city"):
-                row["city"] = "la"
+                row["city"] = DEFAULT_CITY
             prepared.append(row)
         warnings: list[list[str]] = []
         times, probabilities = self._predict(*self._features(prepared, warnings))

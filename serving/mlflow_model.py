@@ -45,7 +45,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
 def intake_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Intake dicts from a frame: missing columns are None, missing values None, created_at as datetimes."""
-    from features.schema import INTAKE_COLUMNS
+    from features.schema import DEFAULT_CITY, INTAKE_COLUMNS
 
     out = []
     created = pd.to_datetime(frame["created_at"], utc=True) if "created_at" in frame else None
@@ -54,7 +54,7 @@ def intake_rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
         for column in INTAKE_COLUMNS:
             value = frame[column].iloc[i] if column in frame else None
             row[column] = None if value is None or (not isinstance(value, str) and pd.isna(value)) else value
-        row["city"] = row["city"] or "la"
+        row["city"] = row["city"] or DEFAULT_CITY
         if created is not None:
             row["created_at"] = created.iloc[i].to_pydatetime()
         out.append(row)
