@@ -133,7 +133,7 @@ class Estimator:
             return matrix, matrix
         department_warnings: list[list[str]] = []
         department_matrix = self.department_pipeline.transform_rows(rows, self.department_snapshot, department_warnings)
-        for mine, theirs in zip(warnings[-len(rows) :], department_warnings, strict=True):
+        for mine, theirs in zip(warnings, department_warnings, strict=True):
             mine.extend(w for w in theirs if w not in mine)
         return matrix, department_matrix
 
