@@ -107,14 +107,12 @@ def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int, compiled:
     configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
     time_model, department_model = load_model(TIME_TO_CLOSE, CHAMPION), load_model(DEPARTMENT, CHAMPION)
     if compiled:  # as the service's workers do: the boosters `eta311 promote`/`serve` compiled for this CPU
-        from serving.compiled import attach_compiled, ensure_compiled
+        from serving.compiled import attach_loaded, ensure_compiled
         from serving.model_store import bundle_folder
 
-        folders = [bundle_folder(model.path) for model in (time_model, department_model)]
-        ensure_compiled(folders, home / "compiled")
-        for model, folder in zip((time_model, department_model), folders, strict=True):
-            if not attach_compiled(model.bundle, folder, home / "compiled"):
-                raise RuntimeError(f"compiled boosters could not be attached to {folder}")
+        ensure_compiled([bundle_folder(model.path) for model in (time_model, department_model)], home / "compiled")
+        if not attach_loaded([time_model, department_model], home / "compiled"):
+            raise RuntimeError("compiled boosters could not be attached")
     estimator = Estimator(
         time_model.bundle,
         department_model.bundle,

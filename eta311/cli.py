@@ -182,17 +182,6 @@ def _tracking(settings: Settings) -> None:
     configure_tracking(settings.tracking_uri, settings.mlflow_artifacts_dir)
 
 
-def _use_compiled(settings: Settings, *models) -> bool:
-    """Walk the trees with the boosters `eta311 promote` compiled for this CPU when the cache has them (same
-    numbers as LightGBM, several times faster); never compiles here."""
-    from serving.compiled import attach_all, available
-    from serving.model_store import bundle_folder
-
-    if not available():
-        return False
-    return attach_all([(model.bundle, bundle_folder(model.path)) for model in models], settings.compiled_dir)
-
-
 def _read(data: Path):
     from features.schema import read_records
 
@@ -465,6 +454,7 @@ def forecast(
 
     import pandas as pd
 
+    from serving.compiled import attach_loaded
     from serving.forecast import forecast_records
     from serving.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
 
@@ -484,7 +474,8 @@ def forecast(
         department_model = load_model(DEPARTMENT, alias.value)
     except RegistryError as error:
         raise _fail(str(error)) from error
-    _use_compiled(settings, time_model, department_model)
+    # Compiled boosters when `eta311 promote` cached them: the same numbers as LightGBM, faster.
+    attach_loaded([time_model, department_model], settings.compiled_dir)
     try:
         report = forecast_records(
             records, time_model.bundle, department_model.bundle, instant, horizon_days, lookback_days, thresholds

@@ -78,9 +78,8 @@ def run_demo(
     `serve.serve`, the last stage replaces this process with the BentoML server and does not return."""
     from data_checks.suite import format_report, run_checks
     from features.schema import write_records
-    from serving.compiled import attach_all
+    from serving.compiled import attach_loaded
     from serving.forecast import forecast_records
-    from serving.model_store import bundle_folder
     from serving.registry import DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
     from serving.serve import compile_champions
     from training.ingest import ingest_files
@@ -128,7 +127,7 @@ def run_demo(
     report_dir = settings.reports_dir / "forecast"
     with stage("forecast each department's queue for the next 14 days", 6, total, echo):
         time_model, department_model = load_model(TIME_TO_CLOSE, "champion"), load_model(DEPARTMENT, "champion")
-        attach_all([(m.bundle, bundle_folder(m.path)) for m in (time_model, department_model)], settings.compiled_dir)
+        attach_loaded([time_model, department_model], settings.compiled_dir)
         page = forecast_records(result.records, time_model.bundle, department_model.bundle).write(report_dir)
     echo(f"    managers' report: {page}")
     echo(f"records: {records_path}\ndata docs: {report.docs_path}")

@@ -412,6 +412,14 @@ def attach_all(bundles: Iterable[tuple[Any, str | Path]], cache_dir: str | Path)
     return False
 
 
+def attach_loaded(models: Iterable[Any], cache_dir: str | Path) -> bool:
+    """`attach_all` for models loaded from the registry (`serving.registry.LoadedModel`: `.bundle`, `.path`),
+    from the cache only (never compiles)."""
+    from serving.model_store import bundle_folder
+
+    return attach_all([(model.bundle, bundle_folder(model.path)) for model in models], cache_dir)
+
+
 if __name__ == "__main__":  # `python -m serving.compiled MODEL_FILE CACHE_DIR TARGET`: one compile (ensure_compiled)
     import sys
 

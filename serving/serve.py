@@ -51,53 +51,47 @@ def _reachable() -> None:
     client().search_registered_models(max_results=1)
 
 
-def compile_imported(settings: ServeSettings, imported: Imported) -> bool:
-    """Compile the imported models' boosters for this CPU unless cached (serving.compiled); False when lleaves
-    is unavailable or compiling failed (the service then predicts with LightGBM: same numbers, slower)."""
-    import bentoml
-
+def _compile(folders: list[Path], settings: ServeSettings) -> bool:
+    """Compile the bundles' boosters for this CPU unless cached (serving.compiled). False when lleaves is
+    unavailable or compiling failed: logged, never raised, since LightGBM predicts the same numbers."""
     from serving.compiled import available, ensure_compiled
-    from serving.model_store import bundle_folder
 
     if not available():
-        log.warning("lleaves is not installed: the service will predict with LightGBM (slower, same numbers)")
+        log.warning("lleaves is not installed: predictions will use LightGBM (slower, same numbers)")
         return False
-    folders = [
-        bundle_folder(bentoml.models.get(tag).path) for tag in (imported.time_to_close_tag, imported.department_tag)
-    ]
     try:
         summary = ensure_compiled(folders, settings.compiled_dir)
-    except Exception:  # a compiler failure must not stop the service: LightGBM gives the same numbers
-        log.warning("could not compile the boosters: the service will predict with LightGBM", exc_info=True)
+    except Exception:  # a compiler failure must not stop a promotion or the service
+        log.warning("could not compile the boosters: predictions will use LightGBM", exc_info=True)
         return False
-    if summary.compiled:
-        log.info("compiled %d booster(s) in %.1f s (%d cached)", summary.compiled, summary.seconds, summary.cached)
+    log.info(
+        "boosters compiled for this CPU: %d new, %d cached (%.1f s)", summary.compiled, summary.cached, summary.seconds
+    )
     return True
+
+
+def compile_imported(settings: ServeSettings, imported: Imported) -> bool:
+    """Compile the models imported into the BentoML store (what the workers will load)."""
+    import bentoml
+
+    from serving.model_store import bundle_folder
+
+    tags = (imported.time_to_close_tag, imported.department_tag)
+    return _compile([bundle_folder(bentoml.models.get(tag).path) for tag in tags], settings)
 
 
 def compile_champions(settings: ServeSettings) -> bool:
     """Fill the compiled-booster cache for the registry's champions (after a promotion), so that the next
     `eta311 serve` starts in seconds. Tracking must be configured; False when there is nothing to compile."""
-    from serving.compiled import available, ensure_compiled
     from serving.model_store import bundle_folder
     from serving.registry import load_model
 
-    if not available():
-        return False
     with tempfile.TemporaryDirectory(prefix="eta311-compile-") as tmp:
         try:
             models = [load_model(name, CHAMPION, Path(tmp) / name) for name in (TIME_TO_CLOSE, DEPARTMENT)]
         except RegistryError:
             return False
-        try:
-            summary = ensure_compiled([bundle_folder(model.path) for model in models], settings.compiled_dir)
-        except Exception:  # the promotion stands; `eta311 serve` compiles again or predicts with LightGBM
-            log.warning("could not compile the new champions' boosters", exc_info=True)
-            return False
-    log.info(
-        "champions compiled for this CPU: %d new, %d cached (%.1f s)", summary.compiled, summary.cached, summary.seconds
-    )
-    return True
+        return _compile([bundle_folder(model.path) for model in models], settings)
 
 
 def prepare(
