@@ -52,7 +52,7 @@ DEPARTMENTS = ("BOS", "OCB", "BSL", "LADBS", "LAPD", "LADWP")
 def synthetic_records(rows: int, seed: int = 0, now: pd.Timestamp | None = None) -> pd.DataFrame:
     """A vectorised LA-like canonical frame with a sprinkle of every data trap the suites look for.
 
-    Stands in for `training.synth.synthesize` (written concurrently by another helper) so the benchmark
+    Stands in for `ingest.synth.synthesize` (written concurrently by another helper) so the benchmark
     does not depend on it; the shape (19 columns, string ids, 1.75M rows) is what matters for speed.
     About 0.1% of rows break a warning rule and 0.01% a blocking one, so the failure paths (unexpected
     counts, examples) are timed too, not only the happy path.
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--docs", type=Path, default=None, help="Data Docs folder (default: a temp dir).")
     parser.add_argument("--no-docs", action="store_true", help="Skip Data Docs rendering.")
-    parser.add_argument("--synth", action="store_true", help="Use training.synth.synthesize when it exists.")
+    parser.add_argument("--synth", action="store_true", help="Use ingest.synth.synthesize when it exists.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     records = None
     if args.synth:
         try:
-            from training.synth import synthesize
+            from ingest.synth import synthesize
 
             records = conform(synthesize(rows=args.rows, seed=args.seed))
         except Exception:  # noqa: BLE001 - synth is optional here; fall back to the local generator
-            log.warning("training.synth unavailable; using the benchmark's own generator", exc_info=True)
+            log.warning("ingest.synth unavailable; using the benchmark's own generator", exc_info=True)
     if records is None:
         records = synthetic_records(args.rows, args.seed, now)
     log.info("built %d rows in %.1f s (peak RSS %.2f GiB)", len(records), time.perf_counter() - t0, _peak_rss_gib())

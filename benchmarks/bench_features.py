@@ -11,7 +11,7 @@ Prints medians over --repeats runs of:
   The ratio is what to compare across machines; the absolute numbers are for this machine only.
 
 Run: `.venv/bin/python benchmarks/bench_features.py --rows 1750000 --repeats 3 [--synth]`
-(`--synth` uses ``training.synth.synthesize`` for the frame instead of the built-in generator.)
+(`--synth` uses ``ingest.synth.synthesize`` for the frame instead of the built-in generator.)
 """
 
 from __future__ import annotations
@@ -155,16 +155,16 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_750_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--synth", action="store_true", help="use training.synth.synthesize for the frame")
+    parser.add_argument("--synth", action="store_true", help="use ingest.synth.synthesize for the frame")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
 
     t0 = time.perf_counter()
     if args.synth:
-        from training.synth import synthesize
+        from ingest.synth import synthesize
 
         records = synthesize(args.rows, 0)
-        source = "training.synth.synthesize"
+        source = "ingest.synth.synthesize"
     else:
         records = synthetic_records(args.rows)
         source = "bench_features.synthetic_records"

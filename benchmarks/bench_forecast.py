@@ -8,7 +8,7 @@ stages of one run, the peak RSS, and the ratio to a reference measured in the sa
 pandas ``groupby([department, created day]).size()``, the cheapest pass over the same rows); compare ratios
 across machines, seconds are this machine's. Target (issue 5): under 2 minutes.
 
-The data: ``training.synth.synthesize(1.75M, seed)`` is one LA year; at its busiest (mid-August) about 35k
+The data: ``ingest.synth.synthesize(1.75M, seed)`` is one LA year; at its busiest (mid-August) about 35k
 requests are open, so to reach the issue's ~100k the bench reopens a random sample of requests created in the
 60 days before as-of (their closing is censored: open, no closed_at) — a scale test of the forecast, not a
 realistic queue. The bundles are trained in the bench on a separate 150k-row synthetic year with few trees
@@ -38,9 +38,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from features.schema import read_records, write_records  # noqa: E402
-from serving.forecast import forecast_inputs, forecast_records, view_at  # noqa: E402
-from training.spec import load_specs  # noqa: E402
-from training.synth import TIMEZONE, synthesize  # noqa: E402
+from forecast.departments import forecast_inputs, forecast_records, view_at  # noqa: E402
+from ingest.synth import TIMEZONE, synthesize  # noqa: E402
+from models.spec import load_specs  # noqa: E402
 from training.train import train_models  # noqa: E402
 
 log = logging.getLogger("bench_forecast")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pyarrow.csv as pacsv
 
-from training.ingest import ingest_files
-from training.synth import synthesize, write_la_csv
+from ingest.files import ingest_files
+from ingest.synth import synthesize, write_la_csv
 
 
 def main() -> None:

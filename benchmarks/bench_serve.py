@@ -55,12 +55,12 @@ def train_home(home: Path, rows: int, rounds: int) -> None:
     import yaml
 
     from features.schema import write_records
-    from training.synth import synthesize
+    from ingest.synth import synthesize
 
     spec_dir = home / "spec"
     spec_dir.mkdir(parents=True, exist_ok=True)
     for name in ("time_to_close.yaml", "department.yaml"):
-        spec = yaml.safe_load((ROOT / "models" / name).read_text())
+        spec = yaml.safe_load((ROOT / "models" / "specs" / name).read_text())
         for key in ("params", "horizon_params"):
             if key in spec:
                 spec[key]["n_estimators"] = rounds
@@ -100,15 +100,15 @@ def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int, compiled:
     """Per-request and per-1,000 in-process times of the service's own estimator on the same champions."""
     import pandas as pd
 
+    from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
     from serving.estimator import Estimator, Versions
-    from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
     from serving.schemas import EstimateRequest
 
     configure_tracking(f"sqlite:///{home / 'mlflow.db'}", home / "mlartifacts")
     time_model, department_model = load_model(TIME_TO_CLOSE, CHAMPION), load_model(DEPARTMENT, CHAMPION)
     if compiled:  # as the service's workers do: the boosters `eta311 promote`/`serve` compiled for this CPU
-        from serving.compiled import attach_loaded, ensure_compiled
-        from serving.model_store import bundle_folder
+        from models.compiled import attach_loaded, ensure_compiled
+        from models.files import bundle_folder
 
         ensure_compiled([bundle_folder(model.path) for model in (time_model, department_model)], home / "compiled")
         if not attach_loaded([time_model, department_model], home / "compiled"):

@@ -1,4 +1,4 @@
-"""Benchmark `training.synth`: one LA year (default 1.75M rows) generated, then written as a MyLA311 CSV.
+"""Benchmark `ingest.synth`: one LA year (default 1.75M rows) generated, then written as a MyLA311 CSV.
 
 Prints the median seconds of `synthesize` over --repeats runs, rows per second, the MyLA311 CSV write time,
 the peak RSS of the process, and ratios against references measured in the same run on the same machine:
@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from training.synth import synthesize, write_la_csv  # noqa: E402
+from ingest.synth import synthesize, write_la_csv  # noqa: E402
 
 log = logging.getLogger("bench_synth")
 

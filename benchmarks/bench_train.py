@@ -23,7 +23,7 @@ import lightgbm as lgb
 import numpy as np
 
 from features.schema import write_records
-from training.synth import synthesize
+from ingest.synth import synthesize
 
 REFERENCE_FEATURES = 70
 

@@ -72,7 +72,7 @@ def ingest(
 ) -> None:
     """Normalise raw exports into the canonical schema; every row is accepted or quarantined with a reason."""
     from features.schema import write_records
-    from training.ingest import IngestError, ingest_files
+    from ingest.files import IngestError, ingest_files
 
     try:
         result = ingest_files(inputs, format.value, city)
@@ -105,7 +105,7 @@ def synth(
 ) -> None:
     """Generate a synthetic LA-like city: seasonality, holidays, department capacity, censoring, data traps."""
     from features.schema import write_records
-    from training.synth import synthesize, write_la_csv
+    from ingest.synth import synthesize, write_la_csv
 
     try:
         first_day = date.fromisoformat(start)
@@ -177,7 +177,7 @@ class Alias(StrEnum):
 
 
 def _tracking(settings: Settings) -> None:
-    from serving.registry import configure_tracking
+    from models.registry import configure_tracking
 
     configure_tracking(settings.tracking_uri, settings.mlflow_artifacts_dir)
 
@@ -217,7 +217,7 @@ def train(
     """Train both models, evaluate on a temporal test, log one MLflow run and register two challengers."""
     import pandas as pd
 
-    from training.spec import SpecError, load_specs
+    from models.spec import SpecError, load_specs
     from training.train import make_engine
     from training.workflow import train_and_register
 
@@ -295,7 +295,7 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Score the registered models on DATA (every row; earlier rows are workload history) beside baselines."""
-    from serving.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
+    from models.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
     from training.evaluate import evaluate_bundles
 
     settings = Settings.from_env().ensure()
@@ -376,7 +376,7 @@ def snapshot(
     import pandas as pd
 
     from features.pipeline import FeaturePipeline
-    from serving.registry import CHAMPION, TIME_TO_CLOSE, RegistryError, load_model
+    from models.registry import CHAMPION, TIME_TO_CLOSE, RegistryError, load_model
     from training.labels import extraction_time
 
     settings = Settings.from_env().ensure()
@@ -394,7 +394,7 @@ def snapshot(
     out = out or settings.snapshots_dir / "latest.parquet"
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)
-    from serving.forecast import default_as_of, write_forecast_inputs
+    from forecast.departments import default_as_of, write_forecast_inputs
 
     # Without --as-of: the latest created_at, as `eta311 forecast` defaults to (the dashboard shows its numbers).
     write_forecast_inputs(records, instant if as_of else default_as_of(records), out.parent, pipeline)
@@ -454,9 +454,9 @@ def forecast(
 
     import pandas as pd
 
-    from serving.compiled import attach_loaded
-    from serving.forecast import forecast_records
-    from serving.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
+    from forecast.departments import forecast_records
+    from models.compiled import attach_loaded
+    from models.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
 
     settings = Settings.from_env().ensure()
     records = _read(data)
@@ -485,7 +485,7 @@ def forecast(
     page = report.write(out)
     run_id = os.environ.get("MLFLOW_RUN_ID")
     if run_id:  # under `mlflow run`: attach the report to the project's run without ending it
-        from serving.registry import client
+        from models.registry import client
 
         client().log_artifacts(run_id, str(out), artifact_path="forecast")
         log.info("logged %s as artifacts of run %s", out, run_id)

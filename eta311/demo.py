@@ -78,14 +78,14 @@ def run_demo(
     `serve.serve`, the last stage replaces this process with the BentoML server and does not return."""
     from data_checks.suite import format_report, run_checks
     from features.schema import write_records
-    from serving.compiled import attach_loaded
-    from serving.forecast import forecast_records
-    from serving.registry import DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
+    from forecast.departments import forecast_records
+    from ingest.files import ingest_files
+    from ingest.synth import synthesize, write_la_csv
+    from models.compiled import attach_loaded
+    from models.registry import DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
+    from models.spec import load_specs
     from serving.serve import compile_champions
-    from training.ingest import ingest_files
     from training.promote import promote
-    from training.spec import load_specs
-    from training.synth import synthesize, write_la_csv
     from training.workflow import train_and_register
 
     serve = serve or ServeOptions()

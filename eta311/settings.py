@@ -57,7 +57,7 @@ class Settings:
 
     @property
     def compiled_dir(self) -> Path:
-        """Boosters compiled for this CPU (serving.compiled), keyed by content: safe to delete."""
+        """Boosters compiled for this CPU (models.compiled), keyed by content: safe to delete."""
         return self.home / "compiled"
 
     @property

@@ -1,6 +1,6 @@
 """The service's managers' view: `/dashboard` (HTML) and `/forecast/departments` (the JSON behind it).
 
-The same forecast as `eta311 forecast` (``serving.forecast.build_forecast``), computed from what `eta311
+The same forecast as `eta311 forecast` (``forecast.departments.build_forecast``), computed from what `eta311
 train` and `eta311 snapshot` leave in ``ETA311_HOME/snapshots`` (``forecast_inputs.parquet``: the requests
 open at the snapshot and the recent history, with their point-in-time workload features) and the champion
 bundles the service already holds. It is computed once when loaded and again only when the inputs file
@@ -22,15 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.bundle import ModelBundle
-from serving.forecast import (
+from forecast.departments import (
     DEFAULT_HORIZON_DAYS,
     FORECAST_INPUTS_FILE,
     ForecastReport,
     build_forecast,
     read_forecast_inputs,
 )
-from serving.report import render_report
+from forecast.report import render_report
+from models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 DATA_PATH = "/forecast/departments"

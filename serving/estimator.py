@@ -21,7 +21,7 @@ import numpy as np
 from features.pipeline import FeaturePipeline
 from features.schema import DEFAULT_CITY, city_timezone
 from features.workload import WorkloadSnapshot
-from serving.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
+from models.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
 
 TOP_DEPARTMENTS = 3
 _HOUR = dt.timedelta(hours=1)

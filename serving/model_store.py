@@ -17,17 +17,14 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, LoadedModel
+from models.files import SNAPSHOT_FILE, bundle_folder
+from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, LoadedModel
 
 log = logging.getLogger(__name__)
 
 BENTO_TIME_TO_CLOSE = "eta311-time-to-close"
 BENTO_DEPARTMENT = "eta311-department"
 BENTO_SNAPSHOT = "eta311-workload-snapshot"
-# The file names of serving.bundle, repeated so that importing this module does not import lightgbm (the
-# service's BentoML arbiter imports it only for the model names).
-BUNDLE_FILE = "bundle.json"
-SNAPSHOT_FILE = "snapshot.parquet"
 BENTO_NAMES = {TIME_TO_CLOSE: BENTO_TIME_TO_CLOSE, DEPARTMENT: BENTO_DEPARTMENT}
 
 
@@ -96,7 +93,7 @@ def _already_imported(name: str) -> str | None:
     None. Asks the registry only for the alias, so a restart does not download and parse the champions."""
     from mlflow.exceptions import MlflowException
 
-    from serving.registry import RegistryError, client
+    from models.registry import RegistryError, client
 
     try:
         version = client().get_model_version_by_alias(name, CHAMPION)
@@ -123,7 +120,7 @@ def import_champions(snapshots_dir: Path, download_dir: Path) -> Imported:
     """
     import bentoml
 
-    from serving.registry import load_model
+    from models.registry import load_model
 
     tags, versions = [], {}
     for name in (TIME_TO_CLOSE, DEPARTMENT):
@@ -158,14 +155,3 @@ def last_imported() -> Imported | None:
             DEPARTMENT: department_model.info.labels.get("registry_version", "?"),
         },
     )
-
-
-def bundle_folder(path: str | Path) -> Path:
-    """The folder holding bundle.json inside an imported model (MLflow's layout nests it)."""
-    path = Path(path)
-    if (path / BUNDLE_FILE).is_file():
-        return path
-    nested = sorted(path.rglob(BUNDLE_FILE))
-    if not nested:
-        raise FileNotFoundError(f"{path}: no {BUNDLE_FILE}")
-    return nested[0].parent

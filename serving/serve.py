@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Protocol
 
-from serving.compiled import COMPILED_DIR_ENV
+from models.compiled import COMPILED_DIR_ENV
+from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, RegistryError
 from serving.model_store import Imported
-from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,15 @@ class NoChampion(RuntimeError):
 
 def _reachable() -> None:
     """Raise if the tracking store cannot be queried (a cheap call that needs no registered model)."""
-    from serving.registry import client
+    from models.registry import client
 
     client().search_registered_models(max_results=1)
 
 
 def _compile(folders: list[Path], settings: ServeSettings) -> bool:
-    """Compile the bundles' boosters for this CPU unless cached (serving.compiled). False when lleaves is
+    """Compile the bundles' boosters for this CPU unless cached (models.compiled). False when lleaves is
     unavailable or compiling failed: logged, never raised, since LightGBM predicts the same numbers."""
-    from serving.compiled import available, ensure_compiled
+    from models.compiled import available, ensure_compiled
 
     if not available():
         log.warning("lleaves is not installed: predictions will use LightGBM (slower, same numbers)")
@@ -74,7 +74,7 @@ def compile_imported(settings: ServeSettings, imported: Imported) -> bool:
     """Compile the models imported into the BentoML store (what the workers will load)."""
     import bentoml
 
-    from serving.model_store import bundle_folder
+    from models.files import bundle_folder
 
     tags = (imported.time_to_close_tag, imported.department_tag)
     return _compile([bundle_folder(bentoml.models.get(tag).path) for tag in tags], settings)
@@ -83,8 +83,8 @@ def compile_imported(settings: ServeSettings, imported: Imported) -> bool:
 def compile_champions(settings: ServeSettings) -> bool:
     """Fill the compiled-booster cache for the registry's champions (after a promotion), so that the next
     `eta311 serve` starts in seconds. Tracking must be configured; False when there is nothing to compile."""
-    from serving.model_store import bundle_folder
-    from serving.registry import load_model
+    from models.files import bundle_folder
+    from models.registry import load_model
 
     with tempfile.TemporaryDirectory(prefix="eta311-compile-") as tmp:
         try:

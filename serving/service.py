@@ -35,7 +35,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
-from serving.compiled import COMPILED_DIR_ENV
+from models.compiled import COMPILED_DIR_ENV
 from serving.model_store import BENTO_DEPARTMENT, BENTO_SNAPSHOT, BENTO_TIME_TO_CLOSE
 from serving.schemas import Estimate, EstimateBatch, EstimateBatchRequest, EstimateRequest
 
@@ -282,10 +282,10 @@ async def open311_estimate(request: Request) -> JSONResponse:
 
 
 def _attach_compiled(bundles: list[tuple[Any, Path]]) -> bool:
-    """Predict with the boosters `eta311 serve` compiled for this CPU (serving.compiled) when it did: all
+    """Predict with the boosters `eta311 serve` compiled for this CPU (models.compiled) when it did: all
     bundles or none. Without them (`--no-compile`, a Bento on another machine, no lleaves) LightGBM predicts
     the same numbers, more slowly."""
-    from serving.compiled import attach_all
+    from models.compiled import attach_all
 
     folder = os.environ.get(COMPILED_DIR_ENV)
     if not folder:
@@ -512,9 +512,9 @@ class Eta311:
         """Resolve the three BentoML models, build the estimator, then freeze the heap (fewer GC stalls)."""
         import pandas as pd
 
-        from serving.bundle import SNAPSHOT_FILE, ModelBundle
+        from models.bundle import ModelBundle
+        from models.files import SNAPSHOT_FILE, bundle_folder
         from serving.estimator import Estimator, Versions
-        from serving.model_store import bundle_folder
 
         started = time.perf_counter()
         try:

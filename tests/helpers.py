@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from training.spec import SPEC_FILES, load_specs
+from models.spec import SPEC_FILES, load_specs
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOSTER_KEYS = ("params", "horizon_params")
@@ -34,7 +34,7 @@ def write_small_specs(folder: Path, rounds: int = 25) -> Path:
     """The small specs as YAML files in `folder`, for `eta311 train --spec FOLDER`; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in SPEC_FILES.values():
-        spec = yaml.safe_load((ROOT / "models" / name).read_text())
+        spec = yaml.safe_load((ROOT / "models" / "specs" / name).read_text())
         for key in BOOSTER_KEYS:
             if key in spec:
                 spec[key].update(n_estimators=rounds, num_threads=1)

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from training import models
+from training import fitting
 from training.split import rolling_origins
 from training.train import train_models
 
@@ -39,7 +39,7 @@ DEPARTMENT_KEYS = ("n", "accuracy", "accuracy_without_type", "top3_accuracy", "b
 def backtest(
     records: pd.DataFrame,
     specs: dict[str, dict[str, Any]],
-    engine: models.Engine | None = None,
+    engine: fitting.Engine | None = None,
     folds: int = 3,
     test_days: float = 28,
 ) -> pd.DataFrame:

@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import lightgbm as lgb
 import numpy as np
 
-from serving.bundle import horizon_key, quantile_key
-from training import models
+from models.bundle import horizon_key, quantile_key
+from training import fitting
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -110,7 +110,7 @@ class _Labels:
 
 
 class SklearnPinball:
-    """`models.pinball_objective(q)` in the scikit-learn signature `(y_true, y_pred)` used by `lightgbm.dask`.
+    """`fitting.pinball_objective(q)` in the scikit-learn signature `(y_true, y_pred)` used by `lightgbm.dask`.
 
     A class, not a closure, so it pickles to process-based workers; it delegates to the local objective so the
     gradient and Hessian stay defined in one place.
@@ -120,17 +120,17 @@ class SklearnPinball:
         self.q = q
 
     def __call__(self, y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return models.pinball_objective(self.q)(y_pred, _Labels(y_true))  # type: ignore[arg-type]
+        return fitting.pinball_objective(self.q)(y_pred, _Labels(y_true))  # type: ignore[arg-type]
 
 
 def _sklearn_params(spec_params: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Spec params (n_estimators included) as keyword arguments of a Dask LightGBM estimator."""
-    params, rounds = models._params(spec_params, **extra)
+    params, rounds = fitting._params(spec_params, **extra)
     params = {k: v for k, v in params.items() if k not in _DROPPED}
     return params | {"n_estimators": rounds}
 
 
-class DaskEngine(models.Engine):
+class DaskEngine(fitting.Engine):
     """Trains the quantile, horizon and department boosters with `lightgbm.dask` on `client`'s workers."""
 
     name = "dask"
@@ -240,7 +240,7 @@ class DaskEngine(models.Engine):
             counts = np.bincount(y.astype(int), minlength=2)
             if counts.min() < n_workers:
                 log.info("horizon %gd: a class has fewer rows than workers; fitted locally", days)
-                boosters |= models.fit_horizons(matrix, {days: label}, feature_names, categorical, spec, monotone)
+                boosters |= fitting.fit_horizons(matrix, {days: label}, feature_names, categorical, spec, monotone)
                 continue
             params = _sklearn_params(
                 spec["horizon_params"],
@@ -270,7 +270,7 @@ class DaskEngine(models.Engine):
         counts = np.bincount(codes, minlength=n_classes)
         if counts.min() < len(self._workers()):
             log.info("department: a class has fewer rows than workers; fitted locally")
-            return models.fit_department(matrix, classes, n_classes, feature_names, categorical, spec)
+            return fitting.fit_department(matrix, classes, n_classes, feature_names, categorical, spec)
         params = _sklearn_params(spec["params"], objective="multiclass")
         placement = self._placement(codes)
         x, y = self._to_dask(matrix, placement), self._to_dask(codes, placement)

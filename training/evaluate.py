@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.pipeline import FeatureMatrix, FeaturePipeline
-from serving.bundle import ModelBundle, predict_department, predict_time_to_close
+from models.bundle import ModelBundle, predict_department, predict_time_to_close
 from training.labels import hours_to_close
 from training.metrics import classification_metrics, grouped_time_metrics, point_metrics, time_to_close_metrics
 

@@ -1,6 +1,6 @@
 """`eta311 promote` and `eta311 rollback`: move the `champion` alias only when the challenger is better.
 
-The rule lives in each model's spec (`promotion` in models/*.yaml). Both versions are scored on the same
+The rule lives in each model's spec (`promotion` in models/specs/*.yaml). Both versions are scored on the same
 temporal test: the challenger's own test period (its run records the data file and the test start), with
 every earlier row of that file as workload history. The old champion keeps alias `previous` for rollback.
 """
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import read_records
-from serving.registry import (
+from models.registry import (
     CHALLENGER,
     CHAMPION,
     DEPARTMENT,

@@ -13,8 +13,8 @@ from typing import Any
 import pandas as pd
 
 from features.schema import INTAKE_COLUMNS, INTAKE_DTYPES
-from serving.bundle import save_snapshot_frame
-from serving.registry import CHALLENGER, DEPARTMENT, TIME_TO_CLOSE, set_alias
+from models.bundle import save_snapshot_frame
+from models.registry import CHALLENGER, DEPARTMENT, TIME_TO_CLOSE, set_alias
 from training import plots
 from training.backtest import backtest_summary
 from training.evaluate import write_tables
@@ -23,8 +23,9 @@ from training.train import TrainResult
 log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_CODE = ROOT / "serving" / "mlflow_model.py"
-CODE_PATHS = [str(ROOT / "features"), str(ROOT / "serving")]
+# A logged model carries only what prediction needs: the model package and the features it computes.
+MODEL_CODE = ROOT / "models" / "mlflow_model.py"
+CODE_PATHS = [str(ROOT / "features"), str(ROOT / "models")]
 # What the logged pyfunc needs to load anywhere: explicit, pinned to what trained it.
 REQUIREMENT_PACKAGES = ("mlflow", "lightgbm", "numpy", "pandas", "pyarrow", "scikit-learn", "holidays", "pydantic")
 
@@ -157,7 +158,7 @@ def log_training(
 
 def _example_output(bundle_dir: Path, example: pd.DataFrame) -> pd.DataFrame:
     """Predict the input example with the very class MLflow will load, for the signature."""
-    from serving.mlflow_model import BundleModel
+    from models.mlflow_model import BundleModel
 
     class _Context:
         artifacts = {"bundle": str(bundle_dir)}

@@ -24,8 +24,8 @@ import pandas as pd
 
 from features.pipeline import FeatureMatrix, FeaturePipeline
 from features.schema import INTAKE_COLUMNS, RECORD_COLUMNS
-from serving.bundle import ModelBundle, predict_time_to_close, quantile_key, softmax, type_count_posterior
-from training import models
+from models.bundle import ModelBundle, predict_time_to_close, quantile_key, softmax, type_count_posterior
+from training import fitting
 from training.baselines import TypeMajorityDepartment, TypeMedianBaseline
 from training.evaluate import Evaluation, evaluate_bundles, without_type
 from training.labels import (
@@ -145,12 +145,12 @@ def _time_rows(prep: Prepared, mask: np.ndarray, follow_up_days: float) -> tuple
     return rows, np.log1p(duration.to_numpy()[rows])
 
 
-def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: models.Engine) -> ModelBundle:
+def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: fitting.Engine) -> ModelBundle:
     """Quantile boosters on the follow-up cohort, conformal offsets on the calibration slice, horizons."""
     follow_up = effective_follow_up_days(prep.records.loc[prep.train | prep.calibration], spec["follow_up_days"])
     matrix = prep.features.values
     names, categorical = prep.features.feature_names, prep.features.categorical_features
-    monotone = models.monotone_constraints(names, MONOTONE_PREFIXES)
+    monotone = fitting.monotone_constraints(names, MONOTONE_PREFIXES)
     rows, log_hours = _time_rows(prep, prep.train, follow_up)
     keep = capped(len(rows), spec)
     rows, log_hours = rows[keep], log_hours[keep]
@@ -167,7 +167,7 @@ def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: models.Engin
     cal_rows, cal_log = _time_rows(prep, prep.calibration, follow_up)
     raw = predict_time_to_close(bundle, matrix[cal_rows])
     predicted_log = np.log1p(np.column_stack([raw[quantile_key(q)] for q in spec["quantiles"]]))
-    offsets = models.conformal_offsets(predicted_log, cal_log, spec["calibration"]["coverage"])
+    offsets = fitting.conformal_offsets(predicted_log, cal_log, spec["calibration"]["coverage"])
     bundle.calibration.update(
         {"log_offsets": offsets, "n_calibration": int(len(cal_rows)), "follow_up_days": follow_up}
     )
@@ -188,7 +188,7 @@ def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: models.Engin
     return bundle
 
 
-def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.Engine) -> ModelBundle:
+def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: fitting.Engine) -> ModelBundle:
     """Multiclass over departments seen at least `min_class_count` times; some rows shown without type."""
     departments = prep.records["department"]
     train_known = prep.train & departments.notna().to_numpy()
@@ -215,7 +215,7 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
 
     cal = np.flatnonzero(prep.calibration & departments.notna().to_numpy())
     logits = booster.predict(prep.features.values[cal], raw_score=True).reshape(len(cal), -1)
-    temperature = models.fit_temperature(logits, codes[cal])
+    temperature = fitting.fit_temperature(logits, codes[cal])
     type_column = prep.features.feature_names.index("request_type")
     n_types = len(prep.pipeline.vocabularies_["request_type"])
     train_counts = type_count_matrix(
@@ -223,7 +223,7 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: models.En
     )
     probabilities = softmax(logits / temperature)
     cal_types = prep.features.values[cal, type_column]
-    strength = models.fit_count_strength(
+    strength = fitting.fit_count_strength(
         lambda m: type_count_posterior(probabilities, cal_types, train_counts, m), codes[cal]
     )
     # The stored counts also take in the calibration slice: the most recent history of each type.
@@ -285,11 +285,11 @@ def type_count_matrix(type_codes: np.ndarray, classes: np.ndarray, n_types: int,
 def train_models(
     records: pd.DataFrame,
     specs: dict[str, dict[str, Any]],
-    engine: models.Engine | None = None,
+    engine: fitting.Engine | None = None,
     test_start: pd.Timestamp | None = None,
 ) -> TrainResult:
     """Train and evaluate both models without touching MLflow (the library core of `eta311 train`)."""
-    engine = engine or models.LocalEngine()
+    engine = engine or fitting.LocalEngine()
     stages: dict[str, float] = {}
     with timed(stages, "features"):
         prep = prepare(records, specs["time_to_close"], test_start)
@@ -327,10 +327,10 @@ def scratch_dir() -> tempfile.TemporaryDirectory:
 
 
 @contextmanager
-def make_engine(name: str, scheduler: str | None = None) -> Iterator[models.Engine]:
+def make_engine(name: str, scheduler: str | None = None) -> Iterator[fitting.Engine]:
     """The training engine for `--engine`: local LightGBM, or LightGBM on a Dask cluster."""
     if name == "local":
-        yield models.LocalEngine()
+        yield fitting.LocalEngine()
         return
     from training.dask_engine import dask_engine
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from serving.forecast import default_as_of, write_forecast_inputs
-from training import models
+from forecast.departments import default_as_of, write_forecast_inputs
+from training import fitting
 from training.backtest import backtest, backtest_summary
 from training.tracking import log_training
 from training.train import timed, train_models
@@ -26,7 +26,7 @@ def train_and_register(
     specs: dict[str, dict[str, Any]],
     data_path: Path,
     snapshots_dir: Path,
-    engine: models.Engine | None = None,
+    engine: fitting.Engine | None = None,
     test_start: pd.Timestamp | None = None,
     backtest_folds: int = 0,
 ) -> dict[str, Any]:

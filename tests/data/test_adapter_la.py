@@ -10,9 +10,9 @@ import pytest
 
 from data_checks.rules import first_blocking_reason
 from features.schema import RECORD_COLUMNS, RECORD_DTYPES, SOURCE_VALUES, STATUS_VALUES, conform
-from training.adapters import la
-from training.adapters.common import REJECT_COLUMN, missing_columns, parse_local_time
-from training.ingest import ingest_files, read_raw
+from ingest.adapters import la
+from ingest.adapters.common import REJECT_COLUMN, missing_columns, parse_local_time
+from ingest.files import ingest_files, read_raw
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "la"
 ADAPTER_COLUMNS = [c for c in RECORD_COLUMNS if c not in ("source_format", "source_file", "source_row")]

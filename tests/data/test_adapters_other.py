@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from features.schema import RECORD_COLUMNS, SOURCE_VALUES, STATUS_VALUES
-from training.adapters import FORMAT_NAMES, adapter, boston, chicago, nyc, open311, sf
-from training.adapters.common import REJECT_COLUMN, missing_columns
-from training.ingest import DETECTION_THRESHOLD, read_raw
+from ingest.adapters import FORMAT_NAMES, adapter, boston, chicago, nyc, open311, sf
+from ingest.adapters.common import REJECT_COLUMN, missing_columns
+from ingest.files import DETECTION_THRESHOLD, read_raw
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 OUTPUT_COLUMNS = [c for c in RECORD_COLUMNS if c not in ("source_format", "source_file", "source_row")]

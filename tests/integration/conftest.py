@@ -20,9 +20,9 @@ def forecast_city_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A 40k-request city over 110 days; the data file is what was known at AS_OF (later outcomes censored);
     champions trained on it with `eta311 train` + `eta311 promote`, which also write the forecast inputs."""
     from features.schema import write_records
-    from serving.forecast import view_at
+    from forecast.departments import view_at
+    from ingest.synth import synthesize
     from tests.integration.test_training_mlflow import run_cli
-    from training.synth import synthesize
 
     folder = tmp_path_factory.mktemp("forecast")
     home = folder / "home"
@@ -40,7 +40,7 @@ def forecast_city_trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
 @pytest.fixture
 def forecast_city(forecast_city_trained: dict, monkeypatch: pytest.MonkeyPatch) -> dict:
     """The trained city with ETA311_HOME and MLflow pointed at its store for this test."""
-    from serving.registry import configure_tracking
+    from models.registry import configure_tracking
 
     home = forecast_city_trained["home"]
     use_home(monkeypatch, home)

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
-from serving.bundle import ModelBundle, quantile_key
+from ingest.synth import synthesize
+from models.bundle import ModelBundle, quantile_key
+from models.spec import load_specs
 from tests.helpers import write_small_specs
-from training.models import LocalEngine
-from training.spec import load_specs
-from training.synth import synthesize
+from training.fitting import LocalEngine
 from training.train import MONOTONE_PREFIXES, TrainResult, train_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,7 +107,7 @@ def test_dask_matches_local(trained: dict[str, TrainResult]) -> None:
 
 def test_dask_bundles_are_plain_boosters_that_round_trip(trained: dict[str, TrainResult], tmp_path: Path) -> None:
     """Dask-trained bundles hold ordinary boosters: saved, reloaded and served like local ones."""
-    from serving.bundle import predict_department, predict_time_to_close
+    from models.bundle import predict_department, predict_time_to_close
 
     result = trained["dask"]
     prep = result.prepared  # type: ignore[attr-defined]

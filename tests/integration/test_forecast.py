@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from forecast.departments import FORECAST_INPUTS_FILE, forecast_records
+from ingest.synth import DEPARTMENTS, capacity_schedule
+from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, load_model
 from serving.dashboard import Dashboard
-from serving.forecast import FORECAST_INPUTS_FILE, forecast_records
-from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, load_model
 from tests.integration.conftest import AS_OF
 from tests.integration.test_training_mlflow import run_cli
-from training.synth import DEPARTMENTS, capacity_schedule
 
 pytestmark = pytest.mark.slow
 log = logging.getLogger(__name__)

@@ -26,9 +26,9 @@ from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
-from serving import compiled
+from ingest.synth import synthesize
+from models import compiled
 from tests.helpers import free_port, write_small_specs
-from training.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -182,8 +182,8 @@ def test_ready_and_answer_has_the_contract_keys(served: dict[str, Any]) -> None:
 def test_http_equals_offline_scoring_of_the_registered_models(served: dict[str, Any]) -> None:
     """Champions loaded from the registry and scored in-process give bit-identical numbers to HTTP."""
     from features.pipeline import FeaturePipeline
-    from serving.bundle import horizon_key, predict_department, predict_time_to_close, quantile_key
-    from serving.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
+    from models.bundle import horizon_key, predict_department, predict_time_to_close, quantile_key
+    from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, configure_tracking, load_model
     from serving.schemas import EstimateRequest
 
     home = served["home"]

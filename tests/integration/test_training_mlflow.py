@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 from eta311.cli import app
 from features.schema import write_records
+from ingest.synth import synthesize
 from tests.helpers import write_small_specs
-from training.synth import synthesize
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -164,7 +164,7 @@ def test_train_against_a_real_mlflow_server(
 def test_mlflow_run_main_entry_point(eta_home: Path, tmp_path: Path, data_files: dict[str, Path]) -> None:
     """`mlflow run . -e main --env-manager local -P data=...` ingests, checks, trains, evaluates, promotes."""
     raw = tmp_path / "export.csv"
-    from training.synth import write_la_csv
+    from ingest.synth import write_la_csv
 
     write_la_csv(synthesize(rows=15_000, seed=9, start="2024-01-01", days=60), raw)
     env = {

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from serving.bundle import predict_time_to_close
+from ingest.synth import synthesize
+from models.bundle import predict_time_to_close
+from models.spec import load_specs
 from tests.helpers import small_specs
-from training.spec import load_specs
-from training.synth import synthesize
 from training.train import train_models
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +68,7 @@ def test_request_ids_and_row_order_change_nothing(records: pd.DataFrame, trained
 def test_real_la_train_on_earlier_years_test_on_the_latest(real_data: Path) -> None:
     """Train on the 2017 and 2018 MyLA311 files, test on 2020: P50 beats the per-type median (a static SLA)
     on MAE and clearly on median absolute error, and the P10-P90 range covers 72-88% of 2020 requests."""
-    from training.ingest import ingest_files
+    from ingest.files import ingest_files
 
     folder = real_data / "los_angeles"
     files = ["myla311_2017-12-27_to_31.csv", "myla311_2018-01-01_to_04.csv", "myla311_2020-01-01_to_03_lowercase.csv"]
@@ -88,7 +88,7 @@ def test_real_nyc_department_beats_the_type_majority_with_and_without_type(real_
     """Train on NYC 2012-13, test on 2022-23: with the complaint type, without it, and on the 2022-23
     complaint types never seen in 2012-13 (renamed ones such as HEAT/HOT WATER), the department model beats
     the per-type majority (whose only answer without a known type is the overall majority department)."""
-    from training.ingest import ingest_files
+    from ingest.files import ingest_files
 
     records = ingest_files(sorted((real_data / "nyc").glob("nyc311_*")), "auto").records
     result = train_models(records, load_specs(), test_start=pd.Timestamp("2020-01-01", tz="UTC"))

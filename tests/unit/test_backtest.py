@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ingest.synth import synthesize
 from tests.helpers import small_specs
 from training.backtest import backtest, backtest_summary
-from training.synth import synthesize
 
 
 def test_backtest_trains_one_fold_per_window_and_tests_after_each_origin() -> None:

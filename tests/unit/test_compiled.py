@@ -11,11 +11,11 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from serving import compiled
-from serving.bundle import ModelBundle, predict_department, predict_time_to_close
+from ingest.synth import synthesize
+from models import compiled
+from models.bundle import ModelBundle, predict_department, predict_time_to_close
 from serving.estimator import Estimator, Versions
 from tests.helpers import small_specs
-from training.synth import synthesize
 from training.train import train_models
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="lleaves is not installed")

@@ -12,12 +12,12 @@ import pytest
 from pydantic import ValidationError
 
 from features.pipeline import FeaturePipeline
-from serving.bundle import FastPredict, horizon_key, predict_department, predict_time_to_close, quantile_key
+from ingest.synth import synthesize
+from models.bundle import FastPredict, horizon_key, predict_department, predict_time_to_close, quantile_key
 from serving.estimator import Estimator, Versions, resident_message, warning_kind
 from serving.open311 import field_errors, to_georeport, to_intake
 from serving.schemas import MAX_BATCH, EstimateBatchRequest, EstimateRequest
 from tests.helpers import small_specs
-from training.synth import synthesize
 from training.train import train_models
 
 

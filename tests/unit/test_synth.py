@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from features.schema import CITIES, RECORD_COLUMNS, RECORD_DTYPES, SOURCE_VALUES, STATUS_VALUES
-from training import synth
-from training.adapters.common import parse_local_time
+from ingest import synth
+from ingest.adapters.common import parse_local_time
 
 LA_TZ = CITIES["la"].timezone
 # Big enough that the smallest departments serve several requests a day (queue noise shrinks with volume);
@@ -370,9 +370,9 @@ def test_write_la_csv_keeps_missing_values_empty(tmp_path: Path) -> None:
 
 
 def test_la_adapter_reads_the_csv_back_to_the_same_records(tmp_path: Path) -> None:
-    """The contract with training/adapters/la.py: the export reads back to the generated records, field by field."""
-    la = pytest.importorskip("training.adapters.la")
-    from training.ingest import read_raw
+    """The contract with ingest/adapters/la.py: the export reads back to the generated records, field by field."""
+    la = pytest.importorskip("ingest.adapters.la")
+    from ingest.files import read_raw
 
     records = synth.synthesize(10_000, seed=9, start="2024-10-25", days=20)  # crosses the DST change
     path = tmp_path / "myla311.csv"

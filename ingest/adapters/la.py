@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from features.schema import RECORD_COLUMNS, city_timezone
-from training.adapters.common import (
+from ingest.adapters.common import (
     REJECT_COLUMN,
     clean_id,
     clean_zip,
@@ -195,7 +195,7 @@ def score(columns: list[str]) -> float:
 @functools.cache
 def _lookup(name: str) -> pd.DataFrame:
     """One of the 311-data code tables shipped in lookups/ (package data), all values as strings."""
-    path = resources.files("training.adapters").joinpath("lookups", f"{name}.csv")
+    path = resources.files("ingest.adapters").joinpath("lookups", f"{name}.csv")
     with path.open("r", encoding="utf-8") as handle:
         return pd.read_csv(handle, dtype=str, keep_default_na=False)
 

@@ -1,4 +1,4 @@
-"""Model specs: the YAML files under models/ (objective, parameters, calibration, promotion rule)."""
+"""Model specs: the YAML files in models/specs/ (objective, parameters, calibration, promotion rule)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-DEFAULT_SPEC_DIR = Path(__file__).resolve().parents[1] / "models"
+DEFAULT_SPEC_DIR = Path(__file__).resolve().parent / "specs"
 SPEC_FILES = {"time_to_close": "time_to_close.yaml", "department": "department.yaml"}
 
 
@@ -32,7 +32,7 @@ _REQUIRED = {
 
 
 def load_specs(spec_dir: Path | None = None) -> dict[str, dict[str, Any]]:
-    """Both model specs from `spec_dir` (default: the repository's models/), validated for required keys."""
+    """Both model specs from `spec_dir` (default: the packaged models/specs/), validated for required keys."""
     folder = Path(spec_dir) if spec_dir else DEFAULT_SPEC_DIR
     specs = {}
     for kind, filename in SPEC_FILES.items():

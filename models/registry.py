@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # lightgbm (via serving.bundle) costs seconds to import; only load_model needs it
-    from serving.bundle import ModelBundle
+if TYPE_CHECKING:  # lightgbm (via models.bundle) costs seconds to import; only load_model needs it
+    from models.bundle import ModelBundle
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def load_model(name: str, alias: str, destination: Path | None = None) -> Loaded
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    from serving.bundle import ModelBundle
+    from models.bundle import ModelBundle
 
     try:
         version = client().get_model_version_by_alias(name, alias)

@@ -21,4 +21,4 @@ def adapter(name: str) -> ModuleType:
     """The adapter module for a format name."""
     if name not in FORMAT_NAMES:
         raise ValueError(f"unknown format {name!r}; expected one of {', '.join(FORMAT_NAMES)}")
-    return importlib.import_module(f"training.adapters.{name}")
+    return importlib.import_module(f"ingest.adapters.{name}")

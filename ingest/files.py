@@ -17,8 +17,8 @@ import pandas as pd
 
 from data_checks.rules import first_blocking_reason
 from features.schema import RECORD_COLUMNS, conform
-from training.adapters import FORMAT_NAMES, adapter
-from training.adapters.common import REJECT_COLUMN, missing_columns
+from ingest.adapters import FORMAT_NAMES, adapter
+from ingest.adapters.common import REJECT_COLUMN, missing_columns
 
 log = logging.getLogger(__name__)
 

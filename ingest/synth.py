@@ -342,7 +342,7 @@ COORDINATE_JITTER_DEGREES = (0.008, 0.0095)  # (lat, lon) standard deviation: ~0
 # --- areas: one line per neighbourhood council -------------------------------------------------------------
 # data_code:council district:rows in the real files:ZIP*rows/ZIP*rows...:police precinct
 # From the real MyLA311 files (NC x CD, ZipCode, PolicePrecinct); names and centroids come from
-# training/adapters/lookups/councils.csv, joined on data_code.
+# ingest/adapters/lookups/councils.csv, joined on data_code.
 _NC_AREAS = """
 4:12:174:91344*174:DEVONSHIRE
 5:7:898:91342*857:MISSION

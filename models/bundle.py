@@ -20,8 +20,9 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from models.files import BUNDLE_FILE, SNAPSHOT_FILE
+
 log = logging.getLogger(__name__)
-BUNDLE_FILE = "bundle.json"
 BUNDLE_FORMAT_VERSION = 1
 # One row walks faster through LightGBM's single-row predictor and compact node arrays than through
 # megabytes of compiled code that is cold in the instruction cache when eight boosters take turns
@@ -238,7 +239,7 @@ def predictor(bundle: ModelBundle, name: str, raw_score: bool = False, probe: np
 
 
 def raw_scores(bundle: ModelBundle, name: str, matrix: np.ndarray) -> np.ndarray:
-    """Raw scores of one booster: its compiled code when `serving.compiled.attach_compiled` gave the bundle
+    """Raw scores of one booster: its compiled code when `models.compiled.attach_compiled` gave the bundle
     one (proven equal to LightGBM bit for bit) and the matrix has at least COMPILED_MIN_ROWS rows, else
     LightGBM. Links (sigmoid, softmax) are applied by the callers in numpy, the same code for both engines,
     so the engine never changes a number."""
@@ -346,9 +347,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
-
-
-SNAPSHOT_FILE = "snapshot.parquet"
 
 
 def save_snapshot_frame(folder: str | Path, frame) -> Path:

@@ -4,14 +4,14 @@ Why: a request walks about 1,900 trees (three quantile boosters, four horizon bo
 department booster). In a 1,000-row batch LightGBM spends ~100 µs per row on them; the same trees compiled
 to native code by lleaves (LLVM) take ~26 µs on one thread (~15 µs on two), which is what lets
 `/estimate_batch` reach its throughput target. One-row requests stay with LightGBM (see
-`serving.bundle.COMPILED_MIN_ROWS`).
+`models.bundle.COMPILED_MIN_ROWS`).
 
 Bit for bit: lleaves sums a row's trees block by block (blocks of trees walked for all rows in turn, for
 the instruction cache) and adds each block's sum to the running total; LightGBM adds tree after tree to
 one running total. Float addition is not associative, so the two differ in the last bits (~1e-14).
 `_sequential_instruction_block` is lleaves' own block generator (MIT licence, lleaves 1.3.0) changed in
 one place: a block starts from the running total instead of zero, so the order of additions is
-LightGBM's. Boosters are compiled for raw scores (the objective's link is applied by `serving.bundle`, the
+LightGBM's. Boosters are compiled for raw scores (the objective's link is applied by `models.bundle`, the
 same code for both engines), and `CompiledPredict.check` proves the compiled code equal to
 `Booster.predict(raw_score=True)` on a probe matrix before a bundle uses it; anything else falls back to
 LightGBM, so numbers never depend on whether a machine compiled its models.
@@ -251,7 +251,7 @@ class CompileSummary:
 
 def ensure_compiled(bundle_dirs: Iterable[str | Path], cache_dir: str | Path, jobs: int = 2) -> CompileSummary:
     """Compile every booster of the bundles that is not in the cache yet, `jobs` at a time, largest first,
-    with a progress bar. Each compile runs in its own Python process (`python -m serving.compiled`): LLVM's
+    with a progress bar. Each compile runs in its own Python process (`python -m models.compiled`): LLVM's
     optimiser is single-threaded and its context is not thread-safe, and a separate interpreter inherits
     nothing from the caller (a multiprocessing child would re-import the caller's main module)."""
     import subprocess
@@ -275,7 +275,7 @@ def ensure_compiled(bundle_dirs: Iterable[str | Path], cache_dir: str | Path, jo
             while queue or running:
                 while queue and len(running) < max(1, jobs):
                     path = queue.pop(0)
-                    command = [sys.executable, "-m", "serving.compiled", str(path), str(cache_dir), target]
+                    command = [sys.executable, "-m", "models.compiled", str(path), str(cache_dir), target]
                     running.append((path, subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)))
                 path, process = running.pop(0)
                 _, stderr = process.communicate()
@@ -413,14 +413,14 @@ def attach_all(bundles: Iterable[tuple[Any, str | Path]], cache_dir: str | Path)
 
 
 def attach_loaded(models: Iterable[Any], cache_dir: str | Path) -> bool:
-    """`attach_all` for models loaded from the registry (`serving.registry.LoadedModel`: `.bundle`, `.path`),
+    """`attach_all` for models loaded from the registry (`models.registry.LoadedModel`: `.bundle`, `.path`),
     from the cache only (never compiles)."""
-    from serving.model_store import bundle_folder
+    from models.files import bundle_folder
 
     return attach_all([(model.bundle, bundle_folder(model.path)) for model in models], cache_dir)
 
 
-if __name__ == "__main__":  # `python -m serving.compiled MODEL_FILE CACHE_DIR TARGET`: one compile (ensure_compiled)
+if __name__ == "__main__":  # `python -m models.compiled MODEL_FILE CACHE_DIR TARGET`: one compile (ensure_compiled)
     import sys
 
     compile_booster(sys.argv[1], sys.argv[2], sys.argv[3])

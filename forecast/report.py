@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
-    from serving.forecast import ForecastReport
+    from forecast.departments import ForecastReport
 
 ALL = ""
 WIDTH, HEIGHT = 560, 230

@@ -47,7 +47,7 @@ import pandas as pd
 from features.pipeline import FeaturePipeline
 from features.schema import INTAKE_COLUMNS
 from features.workload import workload_arrays
-from serving.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
+from models.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
 
 log = logging.getLogger(__name__)
 
@@ -725,7 +725,7 @@ class ForecastReport:
 
     def write(self, out_dir: Path) -> Path:
         """The CSVs and the self-contained ``index.html`` in `out_dir`; returns the page's path."""
-        from serving.report import render_report
+        from forecast.report import render_report
 
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
 
     def load_context(self, context: Any) -> None:
         from features.pipeline import FeaturePipeline
-        from serving.bundle import ModelBundle, load_snapshot_frame
+        from models.bundle import ModelBundle, load_snapshot_frame
 
         self.bundle = ModelBundle.load(context.artifacts["bundle"])
         self.pipeline = FeaturePipeline.from_dict(self.bundle.pipeline)
@@ -28,7 +28,7 @@ class BundleModel(mlflow.pyfunc.PythonModel):
         self.snapshot = self.pipeline.load_snapshot(frame) if frame is not None else None
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from serving.bundle import horizon_key, predict_department, predict_time_to_close, quantile_key
+        from models.bundle import horizon_key, predict_department, predict_time_to_close, quantile_key
 
         rows = intake_rows(model_input)
         matrix = self.pipeline.transform_rows(rows, self.snapshot)

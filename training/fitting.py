@@ -13,7 +13,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
-from serving.bundle import horizon_key, quantile_key, softmax
+from models.bundle import horizon_key, quantile_key, softmax
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from features.schema import RECORD_DTYPES, city_timezone, conform
-from training.adapters.common import (
+from ingest.adapters.common import (
     REJECT_COLUMN,
     clean_id,
     clean_text,

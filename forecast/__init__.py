@@ -1,0 +1,1 @@
+"""The managers' view: the department forecast and its self-contained report."""

@@ -1,0 +1,1 @@
+"""How records get in: one adapter per city format (with its lookups), ingest with quarantine, synth."""
