@@ -9,14 +9,11 @@ with alias `challenger`).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,9 +30,11 @@ from training.labels import (
     extraction_time,
     follow_up_cohort,
     horizon_labels,
+    hours_to_close,
     observed_hours,
 )
-from training.split import TemporalSplit, temporal_split
+from training.reference import ReferenceDepartment, References, ReferenceTimeToClose
+from training.split import TemporalSplit, split_at, temporal_split
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +67,8 @@ class TrainResult:
     evaluation: Evaluation
     stage_seconds: dict[str, float] = field(default_factory=dict)
     bundles: dict[str, ModelBundle] = field(default_factory=dict)
+    references: References | None = None
+    prepared: Prepared | None = None
 
 
 @contextmanager
@@ -112,11 +113,9 @@ def prepare(records: pd.DataFrame, spec: dict[str, Any], test_start: pd.Timestam
             calibration_spec["max_slice_days"],
         )
     else:
-        before = records.loc[records["created_at"] < test_start, "created_at"]
-        if len(before) < 10 or (records["created_at"] >= test_start).sum() == 0:
-            raise ValueError(f"--test-start {test_start.isoformat()} leaves no training or no test rows")
-        inner = temporal_split(before, calibration_spec["slice_fraction"], calibration_spec["max_slice_days"])
-        split = TemporalSplit(inner.test_start, test_start, records["created_at"].max())
+        split = split_at(
+            records["created_at"], test_start, calibration_spec["slice_fraction"], calibration_spec["max_slice_days"]
+        )
     train, calibration, test = split.masks(records["created_at"])
     log.info(
         "split: train %d, calibration %d, test %d rows (%s)",
@@ -198,9 +197,7 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: fitting.E
         classes.append(OTHER_DEPARTMENT)
     if len(classes) < 2:
         classes = sorted(counts.index.tolist()) + ([OTHER_DEPARTMENT] if len(counts) < 2 else [])
-    index = {name: i for i, name in enumerate(classes)}
-    fallback = index.get(OTHER_DEPARTMENT, 0)
-    codes = np.array([index.get(d, fallback) for d in departments.astype("str").fillna("").to_numpy()])
+    codes = department_codes(departments, classes)
 
     every_row = np.flatnonzero(train_known)
     rows = every_row[capped(len(every_row), spec)]
@@ -214,7 +211,7 @@ def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: fitting.E
     booster = engine.fit_department(matrix, target, len(classes), names, categorical, spec)
 
     cal = np.flatnonzero(prep.calibration & departments.notna().to_numpy())
-    logits = booster.predict(prep.features.values[cal], raw_score=True).reshape(len(cal), -1)
+    logits = booster.predict(prep.features.values[cal], raw_score=True).reshape(len(cal), len(classes))
     temperature = fitting.fit_temperature(logits, codes[cal])
     type_column = prep.features.feature_names.index("request_type")
     n_types = len(prep.pipeline.vocabularies_["request_type"])
@@ -297,9 +294,13 @@ def train_models(
         time_bundle = fit_time_to_close(prep, specs["time_to_close"], engine)
     with timed(stages, "department"):
         department_bundle = fit_department_model(prep, specs["department"], engine)
+    with timed(stages, "reference"):
+        references = fit_references(prep, specs, department_bundle)
     with timed(stages, "evaluation"):
         features = (prep.features, prep.features_no_type)
-        evaluation = evaluate_bundles(time_bundle, department_bundle, prep.records, prep.test, features)
+        evaluation = evaluate_bundles(
+            time_bundle, department_bundle, prep.records, prep.test, features, references=references
+        )
     info = {
         "split": prep.split.to_dict(),
         "extracted_at": prep.extracted_at.isoformat(),
@@ -309,21 +310,31 @@ def train_models(
     }
     for bundle in (time_bundle, department_bundle):
         bundle.metadata.update(info)
-    result = TrainResult(None, {}, evaluation, stages, {"time_to_close": time_bundle, "department": department_bundle})
-    result.prepared = prep  # type: ignore[attr-defined]
-    return result
+    bundles = {"time_to_close": time_bundle, "department": department_bundle}
+    return TrainResult(None, {}, evaluation, stages, bundles, references, prep)
 
 
-def save_bundles(result: TrainResult, folder: Path) -> dict[str, Path]:
-    return {kind: bundle.save(folder / kind) for kind, bundle in result.bundles.items()}
+def fit_references(prep: Prepared, specs: dict[str, dict[str, Any]], department_bundle: ModelBundle) -> References:
+    """The reference models (training.reference) on every row before the test: resolved requests for the
+    time to close, requests with a department (in the product's classes) for routing."""
+    before_test = prep.train | prep.calibration
+    hours = hours_to_close(prep.records).to_numpy()
+    rows = np.flatnonzero(before_test & np.isfinite(hours))
+    rows = rows[capped(len(rows), specs["time_to_close"])]
+    time_reference = ReferenceTimeToClose(tuple(specs["time_to_close"]["quantiles"]))
+    sample = FeatureMatrix(prep.features.values[rows], prep.features.feature_names, prep.features.categorical_features)
+    time_reference.fit(sample, np.log1p(hours[rows]))
+    known = np.flatnonzero(before_test & prep.records["department"].notna().to_numpy())
+    codes = department_codes(prep.records["department"], department_bundle.metadata["classes"])
+    department_reference = ReferenceDepartment().fit(prep.records.iloc[known], codes[known])
+    return References(time_reference, department_reference)
 
 
-def evaluation_json(evaluation: Evaluation) -> str:
-    return json.dumps(evaluation.summary, indent=2, default=float)
-
-
-def scratch_dir() -> tempfile.TemporaryDirectory:
-    return tempfile.TemporaryDirectory(prefix="eta311-train-")
+def department_codes(departments: pd.Series, classes: list[str]) -> np.ndarray:
+    """Class index of each row's department; departments outside `classes` count as the "other" class."""
+    index = {name: i for i, name in enumerate(classes)}
+    fallback = index.get(OTHER_DEPARTMENT, 0)
+    return np.array([index.get(d, fallback) for d in departments.astype("str").fillna("").to_numpy()])
 
 
 @contextmanager

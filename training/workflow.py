@@ -54,6 +54,7 @@ def train_and_register(
         "run_id": result.run_id,
         "versions": result.versions,
         "evaluation": result.evaluation.summary,
+        "split": prep.split.to_dict(),
         "stage_seconds": stages,
     }
     if folds is not None:

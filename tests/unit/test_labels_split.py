@@ -14,7 +14,7 @@ from training.labels import (
     hours_to_close,
     observed_hours,
 )
-from training.split import rolling_origins, temporal_split
+from training.split import SplitError, rolling_origins, split_at, temporal_split
 
 T0 = pd.Timestamp("2024-03-01 08:00", tz="UTC")
 
@@ -98,3 +98,62 @@ def test_rolling_origins_only_when_the_span_allows():
     long = pd.Series(pd.date_range("2023-01-01", periods=365, freq="D", tz="UTC"))
     origins = rolling_origins(long, folds=3, test_days=28)
     assert len(origins) == 3 and origins == sorted(origins)
+
+
+def _gapped() -> pd.Series:
+    """Four short bursts years apart, like the shared NYC files (2012, 2013, 2022, 2023)."""
+    bursts = [("2012-11-20", 1000), ("2013-12-25", 2400), ("2022-05-01", 900), ("2023-12-07", 1000)]
+    parts = [pd.Series(pd.date_range(day, periods=n, freq="min", tz="UTC")) for day, n in bursts]
+    return pd.concat(parts, ignore_index=True).sample(frac=1.0, random_state=0)
+
+
+def test_gapped_data_falls_back_to_row_counts_and_says_so(caplog: pytest.LogCaptureFixture):
+    created = _gapped()
+    with caplog.at_level("WARNING", logger="training.split"):
+        split = temporal_split(created, test_fraction=0.2, max_test_days=28, calibration_fraction=0.15)
+    train, calibration, test = split.masks(created)
+    assert train.sum() and calibration.sum() and test.sum()
+    assert train.sum() + calibration.sum() + test.sum() == len(created)
+    # The test (the last file) fits in 28 days; the 28 days before it are empty, so calibration is by rows.
+    assert split.test_start == split.end - pd.Timedelta(days=28) and test.sum() == 1000
+    assert split.fallback == ("calibration",)
+    assert calibration.sum() == len(created[created < split.test_start]) - int(4300 * 0.85)
+    assert split.to_dict()["boundaries"] == "rows" and split.to_dict()["fallback"] == "calibration"
+    assert "calibration slice" in caplog.text and "row count" in caplog.text
+
+
+def test_test_slice_falls_back_when_its_days_are_nearly_empty():
+    created = _gapped()
+    # A few stragglers six weeks after the last burst: the last 28 days would hold only them.
+    late = pd.Series(pd.date_range("2024-01-20", periods=3, freq="h", tz="UTC"))
+    created = pd.concat([created, late], ignore_index=True)
+    split = temporal_split(created, test_fraction=0.2, max_test_days=28, calibration_fraction=0.15)
+    _, calibration, test = split.masks(created)
+    assert split.fallback == ("test",)
+    assert test.sum() == len(created) - int(len(created) * 0.8) and calibration.sum() > 0
+
+
+def test_contiguous_data_keeps_day_boundaries():
+    created = pd.Series(pd.date_range("2023-01-01", periods=365 * 24, freq="h", tz="UTC"))
+    split = temporal_split(created, test_fraction=0.2, max_test_days=28, calibration_fraction=0.15)
+    assert split.fallback == () and split.to_dict()["boundaries"] == "days" and "fallback" not in split.to_dict()
+    assert split.test_start == split.end - pd.Timedelta(days=28)
+    assert split.calibration_start == split.test_start - pd.Timedelta(days=28)
+
+
+def test_identical_timestamps_cannot_be_split_and_the_error_names_test_start():
+    created = pd.Series([pd.Timestamp("2024-01-01", tz="UTC")] * 100)
+    with pytest.raises(SplitError, match="--test-start"):
+        temporal_split(created)
+
+
+def test_split_at_a_given_test_start():
+    created = _gapped()
+    start = pd.Timestamp("2022-01-01", tz="UTC")
+    split = split_at(created, start, calibration_fraction=0.15, max_calibration_days=28)
+    train, calibration, test = split.masks(created)
+    assert split.test_start == start and test.sum() == 1900 and calibration.sum() and train.sum()
+    assert split.fallback == ("calibration",)  # nothing in the 28 days before 2022
+    for bad in ("2000-01-01", "2030-01-01"):
+        with pytest.raises(SplitError, match=f"--test-start {bad}"):
+            split_at(created, pd.Timestamp(bad, tz="UTC"))
