@@ -14,6 +14,9 @@ demo: ## the end-to-end demo (README's first command)
 test: ## the whole test suite (README's second command; what CI runs)
 	python3 dev.py test
 
+test-fast: ## unit and data tests without the slow ones, one tiny model (under 2 minutes)
+	python3 dev.py test --fast
+
 lint: install ## ruff lint and format check
 	.venv/bin/ruff check . && .venv/bin/ruff format --check .
 

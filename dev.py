@@ -3,6 +3,7 @@
 
     python3 dev.py demo    # set up .venv, then run the end-to-end demo
     python3 dev.py test    # set up .venv (with test tools), then run the whole test suite
+    python3 dev.py test --fast   # only the unit and data families, without the tests marked slow
 
 It creates `.venv` next to this file, installs the pinned dependency set from `requirements.lock` plus
 the project in editable mode (with uv when it can be installed, plain pip otherwise), and runs the step.
@@ -19,6 +20,9 @@ import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
+# The fast tier: unit and data tests on tiny frames, sharing one tiny model (tests/conftest.py `tiny_model`);
+# what trains more than that model, compiles boosters or starts a server is marked slow.
+FAST_TESTS = ("tests/unit", "tests/data", "-m", "not slow")
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
@@ -68,7 +72,9 @@ def main(argv: list[str]) -> int:
     if step == "demo":
         return subprocess.call([str(BIN / "eta311"), "demo", *rest], cwd=ROOT)
     if step == "test":
-        return subprocess.call([str(PYTHON), "-m", "pytest", *rest], cwd=ROOT)
+        selection = [*FAST_TESTS] if "--fast" in rest else []
+        rest = [arg for arg in rest if arg != "--fast"]
+        return subprocess.call([str(PYTHON), "-m", "pytest", *selection, *rest], cwd=ROOT)
     return 0
 
 

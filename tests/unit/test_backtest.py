@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 
 from ingest.synth import synthesize
 from tests.helpers import small_specs
 from training.backtest import backtest, backtest_summary
 
 
+@pytest.mark.slow  # two full retrains
 def test_backtest_trains_one_fold_per_window_and_tests_after_each_origin() -> None:
     records = synthesize(rows=12_000, seed=3, start="2024-01-01", days=100)
     table = backtest(records, small_specs(rounds=10), folds=2, test_days=14)

@@ -11,26 +11,21 @@ import lightgbm as lgb
 import numpy as np
 import pytest
 
-from ingest.synth import synthesize
 from models import compiled
 from models.bundle import ModelBundle, predict_department, predict_time_to_close
 from serving.estimator import Estimator, Versions
-from tests.helpers import small_specs
-from training.train import train_models
 
 pytestmark = pytest.mark.skipif(not compiled.available(), reason="lleaves is not installed")
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """Small trained bundles (40 rounds: more than one 34-tree block), saved, and their feature matrix."""
-    records = synthesize(rows=6000, seed=5, start="2024-01-01", days=45)
-    result = train_models(records, small_specs(rounds=40))
+def saved(tiny_model: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The session's tiny bundles (40 rounds: more than one 34-tree block), saved, and their feature matrix."""
+    result = tiny_model["result"]
     root = tmp_path_factory.mktemp("bundles")
     dirs = {kind: bundle.save(root / kind) for kind, bundle in result.bundles.items()}
     matrix = np.ascontiguousarray(result.prepared.features.values[-700:], dtype=np.float64)
-    snapshot = result.prepared.pipeline.workload_snapshot(result.prepared.records, result.prepared.extracted_at)
-    return {"dirs": dirs, "matrix": matrix, "snapshot": snapshot, "records": records}
+    return {"dirs": dirs, "matrix": matrix, "snapshot": tiny_model["snapshot"], "records": tiny_model["records"]}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +36,8 @@ def cache(saved: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Pa
     return folder
 
 
+# Compiling the eight boosters takes most of a minute: the tests that need them are outside the fast tier.
+@pytest.mark.slow
 def test_compiled_raw_scores_equal_lightgbm_bit_for_bit(saved: dict[str, Any], cache: Path) -> None:
     matrix = saved["matrix"]
     for folder in saved["dirs"].values():
@@ -54,6 +51,7 @@ def test_compiled_raw_scores_equal_lightgbm_bit_for_bit(saved: dict[str, Any], c
             assert np.array_equal(predict(matrix[:1]).reshape(1, -1), expected[:1]), name
 
 
+@pytest.mark.slow
 def test_lleaves_default_block_sums_would_not_be_bit_exact(saved: dict[str, Any], tmp_path: Path) -> None:
     """Why the code generator is patched: lleaves as shipped adds per-block sums (a different order)."""
     import lleaves
@@ -71,6 +69,7 @@ def test_lleaves_default_block_sums_would_not_be_bit_exact(saved: dict[str, Any]
     assert not np.array_equal(shipped, expected)
 
 
+@pytest.mark.slow
 def test_cache_is_reused_and_keyed_by_content(saved: dict[str, Any], cache: Path, tmp_path: Path) -> None:
     again = compiled.ensure_compiled(saved["dirs"].values(), cache)
     assert again.compiled == 0 and again.cached == 8
@@ -80,6 +79,7 @@ def test_cache_is_reused_and_keyed_by_content(saved: dict[str, Any], cache: Path
     assert compiled.load_compiled(changed, cache) is None  # a different text is a different model
 
 
+@pytest.mark.slow
 def test_bundle_predictions_are_identical_with_and_without_compiled_boosters(
     saved: dict[str, Any], cache: Path
 ) -> None:
@@ -123,6 +123,7 @@ def test_bundle_predictions_are_identical_with_and_without_compiled_boosters(
     )
 
 
+@pytest.mark.slow
 def test_attach_refuses_a_missing_cache_and_code_that_differs(
     saved: dict[str, Any], cache: Path, tmp_path: Path
 ) -> None:
