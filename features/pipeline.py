@@ -58,6 +58,7 @@ from features.workload import (
     WorkloadSnapshot,
     WorkloadSpec,
     clean_text,
+    iso_day,
     learn_type_department,
     row_keys,
     text_codes,
@@ -69,9 +70,14 @@ from features.workload import (
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "eta311.feature_pipeline"
-STATE_VERSION = 2
-# Version 1 states (before the type's words were hashed) load with type_words=False: the same features.
-_COMPATIBLE_VERSIONS = {1: {"type_words": False, "nearest_type_similarity": 0.0}, 2: {}}
+STATE_VERSION = 3
+# Older states load with the features they were fitted with: version 1 before the type's words were hashed,
+# versions 1 and 2 before workload knew its history (features.workload.WorkloadSpec.history_aware).
+_COMPATIBLE_VERSIONS = {
+    1: {"type_words": False, "nearest_type_similarity": 0.0, "workload_history": False},
+    2: {"workload_history": False},
+    3: {},
+}
 
 # Categorical fields, in column order. City-scoped ones are coded as "city|value".
 CATEGORICAL_FIELDS: tuple[str, ...] = (
@@ -159,6 +165,8 @@ class FeaturePipeline(BaseEstimator):
     min_category_count: a value must occur this often in fit to get its own code.
     intake_windows_days: intake windows (days before the request's day) for the workload counts.
     median_window_days: window of closings for the recent median time-to-close.
+    workload_history: workload statistics are missing where the data's history is shorter than their
+        window, and the city's days of history is a feature (`features.workload.WorkloadSpec`).
     """
 
     def __init__(
@@ -171,6 +179,7 @@ class FeaturePipeline(BaseEstimator):
         min_category_count: int = 1,
         intake_windows_days: tuple[int, ...] = (7, 28),
         median_window_days: int = 28,
+        workload_history: bool = True,
     ) -> None:
         self.n_text_buckets = n_text_buckets
         self.type_words = type_words
@@ -180,6 +189,7 @@ class FeaturePipeline(BaseEstimator):
         self.min_category_count = min_category_count
         self.intake_windows_days = intake_windows_days
         self.median_window_days = median_window_days
+        self.workload_history = workload_history
 
     # --- fit -------------------------------------------------------------------------------------------
 
@@ -212,7 +222,9 @@ class FeaturePipeline(BaseEstimator):
         return [key for _, key in kept[: self.max_categories]]
 
     def _spec(self) -> WorkloadSpec:
-        return WorkloadSpec(tuple(int(w) for w in self.intake_windows_days), int(self.median_window_days))
+        return WorkloadSpec(
+            tuple(int(w) for w in self.intake_windows_days), int(self.median_window_days), bool(self.workload_history)
+        )
 
     def _feature_names(self) -> list[str]:
         return [
@@ -433,13 +445,19 @@ class FeaturePipeline(BaseEstimator):
             values.extend([math.nan] * len(spec.feature_names()))
             messages.append("no workload snapshot loaded: workload features missing")
         else:
-            for level in LEVELS:
-                values.extend(snapshot.values(city, level, keys[level]))
             snapshot_day = snapshot.days.get(city)
+            if snapshot_day is not None and snapshot_day != wall // DAY_US:
+                # Another day's queue is not this request's: unknown, never silently the wrong numbers.
+                values.extend([math.nan] * len(snapshot.spec.feature_names()))
+                messages.append(
+                    f"workload snapshot is from another day than the request ({iso_day(snapshot_day)}): "
+                    "workload features missing"
+                )
+            else:
+                for level in LEVELS:
+                    values.extend(snapshot.values(city, level, keys[level]))
             if snapshot_day is None:
                 messages.append(f"no workload snapshot for city {city!r}: workload features missing")
-            elif snapshot_day != wall // DAY_US:
-                messages.append("workload snapshot is from another day than the request")
         if warnings is not None:
             warnings.append(messages)
         return values

@@ -57,6 +57,7 @@ from features.schema import RECORD_DTYPES
 log = logging.getLogger(__name__)
 
 LEVELS: tuple[str, ...] = ("type", "dept", "area", "city")
+HISTORY_STAT = "history_days"
 MEDIAN_LEVELS: frozenset[str] = frozenset({"type", "dept", "city"})
 HOUR_SECONDS = 3600.0
 # Room for window arithmetic below the earliest day without leaving a key's block of the int64 code.
@@ -68,26 +69,58 @@ TypeDepartment = Mapping[str, Mapping[str, str]]  # city -> request type -> depa
 
 @dataclass(frozen=True)
 class WorkloadSpec:
-    """Which windows the workload features use; the feature names follow from it."""
+    """Which windows the workload features use; the feature names follow from it.
+
+    `history_aware` (the default): a statistic whose window reaches back before the first day of the city's
+    data is missing, not a count of the part of the window the data happens to cover, and the city level
+    carries `history_days` (days of data before the as-of), so a model learns to trust workload only where
+    it is real. The backlog needs `backlog_history_days` of history: a file that starts yesterday does not
+    show the requests still open from last month. Pipelines saved before this existed load with it off.
+    """
 
     intake_windows_days: tuple[int, ...] = (7, 28)
     median_window_days: int = 28
+    history_aware: bool = True
+    backlog_history_days: int = 28
 
     def stats(self, level: str | None = None) -> tuple[str, ...]:
         """Statistic names for one level (all of them when `level` is None), in column order."""
         counts = ("backlog", *(f"intake{w}d" for w in self.intake_windows_days))
         durations = (f"closed{self.median_window_days}d", f"median_hours{self.median_window_days}d")
+        history = (HISTORY_STAT,) if self.history_aware and level in (None, "city") else ()
         if level is None or level in MEDIAN_LEVELS:
-            return counts + durations
-        return counts
+            return counts + durations + history
+        return counts + history
+
+    def history_needed(self, stat: str) -> int:
+        """Days of history a statistic needs before its as-of to be real (0: always real)."""
+        if not self.history_aware or stat == HISTORY_STAT:
+            return 0
+        if stat == "backlog":
+            return self.backlog_history_days
+        if stat.startswith("intake"):
+            return int(stat[len("intake") : -1])
+        return self.median_window_days
+
+    def masked(self, level: str, values: np.ndarray, history: np.ndarray) -> np.ndarray:
+        """`values` (rows x stats(level)) with each statistic missing where `history` (days) is too short."""
+        out = np.array(values, dtype=np.float64, copy=True)
+        for i, stat in enumerate(self.stats(level)):
+            need = self.history_needed(stat)
+            if need:
+                out[history < need, i] = np.nan
+        return out
 
     def feature_names(self) -> list[str]:
         """`wl_{level}_{stat}` for every level and its statistics."""
         return [f"wl_{level}_{stat}" for level in LEVELS for stat in self.stats(level)]
 
     def empty_values(self, level: str) -> tuple[float, ...]:
-        """What a key with no history at all gets: zero counts and an undefined (NaN) median."""
-        return tuple(math.nan if stat.startswith("median") else 0.0 for stat in self.stats(level))
+        """What a key with no events at all gets: zero counts and an undefined (NaN) median (the history days
+        of its city are filled in by the caller)."""
+        return tuple(
+            math.nan if stat.startswith("median") or stat == HISTORY_STAT else 0.0 for stat in self.stats(level)
+        )
 
 
 def with_record_columns(records: pd.DataFrame) -> pd.DataFrame:
@@ -187,6 +220,15 @@ class _Events:
     close_day: np.ndarray  # only where resolved
     hours: np.ndarray  # only where resolved
     keys: dict[str, _Keys] = field(default_factory=dict)
+
+    def first_day_of_key(self, level: str) -> np.ndarray:
+        """For each key code of `level`, the first local day of its city's data (its history starts there)."""
+        city = self.keys["city"]
+        first = np.full(len(city.labels), np.iinfo(np.int64).max, dtype=np.int64)
+        valid = city.codes >= 0
+        np.minimum.at(first, city.codes[valid], self.created_day[valid])
+        by_city = dict(zip([label for label, _ in city.labels], first.tolist(), strict=True))
+        return np.array([by_city.get(c, np.iinfo(np.int64).max) for c, _ in self.keys[level].labels], dtype=np.int64)
 
 
 def text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -303,6 +345,12 @@ def _level_stats(
         hi = np.searchsorted(done_codes, at_day)
         out[f"closed{window}d"] = (hi - lo).astype(np.float64)
         out[f"median_hours{window}d"] = range_median(hours, lo, hi)
+    if spec.history_aware:
+        history = (q_day - events.first_day_of_key(level)[q_key]).astype(np.float64)
+        for stat in list(out):
+            out[stat] = np.where(history >= spec.history_needed(stat), out[stat], np.nan)
+        if level == "city":
+            out[HISTORY_STAT] = history
     return out
 
 
@@ -447,18 +495,20 @@ def workload_snapshot(
                 "city": pd.array([city for city, _ in labels], dtype="str"),
                 "level": pd.array([level] * len(labels), dtype="str"),
                 "key": pd.array([key for _, key in labels], dtype="str"),
-                "day": pd.array([_iso_day(int(d)) for d in q_day], dtype="str"),
+                "day": pd.array([iso_day(int(d)) for d in q_day], dtype="str"),
             }
         )
         for stat in all_stats:
             frame[stat] = stats.get(stat, np.full(len(labels), np.nan))
+        if spec.history_aware:  # every row says how much history its numbers stand on
+            frame[HISTORY_STAT] = (q_day - events.first_day_of_key(level)).astype(np.float64)
         frames.append(frame)
     snapshot = pd.concat(frames, ignore_index=True)
     log.info("workload snapshot as of %s: %d keys", as_of.isoformat(), len(snapshot))
     return snapshot
 
 
-def _iso_day(day: int) -> str:
+def iso_day(day: int) -> str:
     return (dt.date(1970, 1, 1) + dt.timedelta(days=day)).isoformat()
 
 
@@ -480,7 +530,12 @@ class WorkloadSnapshot:
         self._values = values
         self.days = days
         self.spec = spec
-        self._empty = {level: spec.empty_values(level) for level in LEVELS}
+        self.history_days = {city: values.get((city, "city", city), ()) for city in days}
+        self.history_days = {
+            city: float(row[spec.stats("city").index(HISTORY_STAT)]) if spec.history_aware and row else math.nan
+            for city, row in self.history_days.items()
+        }
+        self._empty: dict[tuple[str, str], tuple[float, ...]] = {}
         self._missing = {level: (math.nan,) * len(spec.stats(level)) for level in LEVELS}
 
     @classmethod
@@ -505,7 +560,22 @@ class WorkloadSnapshot:
         """The level's statistics for one key (see the class docstring for the fallbacks)."""
         if key is None or city not in self.days:
             return self._missing[level]
-        return self._values.get((city, level, key), self._empty[level])
+        found = self._values.get((city, level, key))
+        return found if found is not None else self._no_events(city, level)
+
+    def _no_events(self, city: str, level: str) -> tuple[float, ...]:
+        """A key the city's history never saw: zero counts where the history is long enough to say so."""
+        empty = self._empty.get((city, level))
+        if empty is None:
+            values = np.array([self.spec.empty_values(level)])
+            history = np.array([self.history_days.get(city, math.nan)])
+            empty = (
+                tuple(self.spec.masked(level, values, history)[0].tolist())
+                if self.spec.history_aware
+                else tuple(values[0])
+            )
+            self._empty[(city, level)] = empty
+        return empty
 
     def cities(self) -> Iterable[str]:
         return self.days.keys()

@@ -19,6 +19,7 @@ from features.pipeline import FeatureMatrix, FeaturePipeline
 from models.bundle import ModelBundle, predict_department, predict_time_to_close
 from training.labels import hours_to_close
 from training.metrics import classification_metrics, grouped_time_metrics, point_metrics, time_to_close_metrics
+from training.reference import ReferenceDepartment, References, ReferenceTimeToClose
 
 log = logging.getLogger(__name__)
 
@@ -37,12 +38,15 @@ def without_type(records: pd.DataFrame) -> pd.DataFrame:
     return records.assign(request_type=pd.Series(pd.NA, index=records.index, dtype="str"))
 
 
-def score_time_to_close(bundle: ModelBundle, matrix: np.ndarray, records: pd.DataFrame) -> pd.DataFrame:
-    """Predictions beside the actual outcome for each row (actual NaN where not resolved)."""
+def score_time_to_close(
+    bundle: ModelBundle, matrix: np.ndarray, records: pd.DataFrame, reference: ReferenceTimeToClose | None = None
+) -> pd.DataFrame:
+    """Predictions beside the actual outcome for each row (actual NaN where not resolved), with the
+    reference's P10/P50/P90 when there is one."""
     predicted = predict_time_to_close(bundle, matrix)
     baseline = bundle.metadata.get("baseline_type_median_hours", {})
     global_median = float(bundle.metadata.get("baseline_global_median_hours", np.nan))
-    return pd.DataFrame(
+    scored = pd.DataFrame(
         {
             "created_at": records["created_at"].to_numpy(),
             "request_type": records["request_type"].to_numpy(),
@@ -57,6 +61,10 @@ def score_time_to_close(bundle: ModelBundle, matrix: np.ndarray, records: pd.Dat
             "city_target": ((records["sla_target_at"] - records["created_at"]).dt.total_seconds() / 3600).to_numpy(),
         }
     )
+    if reference is not None:
+        hours = reference.predict_hours(matrix)
+        scored = scored.assign(reference_p10=hours["q10"], reference_p50=hours["q50"], reference_p90=hours["q90"])
+    return scored
 
 
 def time_to_close_summary(scored: pd.DataFrame) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
@@ -88,6 +96,22 @@ def time_to_close_summary(scored: pd.DataFrame) -> tuple[dict[str, Any], dict[st
                 "model_on_city_target_rows_median_ae_hours": ours["median_ae_hours"],
             }
         )
+    if "reference_p50" in resolved:
+        reference = time_to_close_metrics(
+            resolved["hours"], resolved["reference_p10"], resolved["reference_p50"], resolved["reference_p90"]
+        )
+        summary.update(
+            {
+                "baseline_reference_mae_hours": reference.get("mae_hours"),
+                "baseline_reference_median_ae_hours": reference.get("median_ae_hours"),
+                "baseline_reference_mae_log": reference.get("mae_log"),
+                "baseline_reference_coverage_p10_p90": reference.get("coverage_p10_p90"),
+            }
+        )
+        if len(with_target):
+            summary["reference_on_city_target_rows_mae_hours"] = point_metrics(
+                with_target["hours"], with_target["reference_p50"]
+            )["mae_hours"]
     summary["n_open_excluded"] = int(scored["hours"].isna().sum())
     tables = {
         "by_department": grouped_time_metrics(resolved, "department"),
@@ -97,9 +121,13 @@ def time_to_close_summary(scored: pd.DataFrame) -> tuple[dict[str, Any], dict[st
 
 
 def department_summary(
-    bundle: ModelBundle, with_type: np.ndarray, no_type: np.ndarray, records: pd.DataFrame
+    bundle: ModelBundle,
+    with_type: np.ndarray,
+    no_type: np.ndarray,
+    records: pd.DataFrame,
+    reference: ReferenceDepartment | None = None,
 ) -> dict[str, Any]:
-    """Accuracy with and without the request type, beside the per-type majority baseline."""
+    """Accuracy with and without the request type, beside the per-type majority baseline and the reference."""
     classes: list[str] = list(bundle.metadata["classes"])
     index = {name: i for i, name in enumerate(classes)}
     other = index.get(bundle.metadata.get("other_class", "other"), -1)
@@ -129,10 +157,19 @@ def department_summary(
         "baseline_overall_majority_accuracy": float(np.mean(truth == overall)),
         "n_unseen_type": int(unseen.sum()),
     }
+    if reference is not None:
+        rows = records.loc[known]
+        referenced = reference.predict(rows, with_type=True)
+        summary["baseline_reference_accuracy"] = float(np.mean(referenced == actual))
+        summary["baseline_reference_accuracy_without_type"] = float(
+            np.mean(reference.predict(rows, with_type=False) == actual)
+        )
     if unseen.any():
         predicted = predict_department(bundle, with_type[known][unseen]).argmax(axis=1)
         summary["accuracy_unseen_type"] = float(np.mean(predicted == actual[unseen]))
         summary["baseline_type_majority_accuracy_unseen_type"] = float(np.mean(baseline[unseen] == truth[unseen]))
+        if reference is not None:
+            summary["baseline_reference_accuracy_unseen_type"] = float(np.mean(referenced[unseen] == actual[unseen]))
     return summary
 
 
@@ -142,14 +179,18 @@ def features_for(pipeline: FeaturePipeline, records: pd.DataFrame) -> tuple[Feat
 
 
 def evaluate_time_bundle(
-    bundle: ModelBundle, records: pd.DataFrame, mask: np.ndarray, features: FeatureMatrix | None = None
+    bundle: ModelBundle,
+    records: pd.DataFrame,
+    mask: np.ndarray,
+    features: FeatureMatrix | None = None,
+    reference: ReferenceTimeToClose | None = None,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame], pd.DataFrame]:
     """Time-to-close metrics of one bundle on the `mask` rows of `records` (all rows are workload history).
     `features` are the bundle pipeline's features of `records` when the caller already has them."""
     if features is None:
         features = FeaturePipeline.from_dict(bundle.pipeline).transform(records)
     matrix = features.values[mask]
-    scored = score_time_to_close(bundle, matrix, records.loc[mask].reset_index(drop=True))
+    scored = score_time_to_close(bundle, matrix, records.loc[mask].reset_index(drop=True), reference)
     summary, tables = time_to_close_summary(scored)
     return summary, tables, scored
 
@@ -159,12 +200,13 @@ def evaluate_department_bundle(
     records: pd.DataFrame,
     mask: np.ndarray,
     features: tuple[FeatureMatrix, FeatureMatrix] | None = None,
+    reference: ReferenceDepartment | None = None,
 ) -> dict[str, Any]:
     """Department metrics of one bundle on the `mask` rows, with and without the request type (`features`:
     both matrices of `records` when the caller already has them)."""
     with_type, no_type = features or features_for(FeaturePipeline.from_dict(bundle.pipeline), records)
     return department_summary(
-        bundle, with_type.values[mask], no_type.values[mask], records.loc[mask].reset_index(drop=True)
+        bundle, with_type.values[mask], no_type.values[mask], records.loc[mask].reset_index(drop=True), reference
     )
 
 
@@ -174,8 +216,10 @@ def evaluate_bundles(
     records: pd.DataFrame,
     mask: np.ndarray | None = None,
     features: tuple[FeatureMatrix, FeatureMatrix] | None = None,
+    references: References | None = None,
 ) -> Evaluation:
-    """Score both bundles on `records` (restricted to `mask` rows; the rest serve as workload history).
+    """Score both bundles on `records` (restricted to `mask` rows; the rest serve as workload history),
+    beside the baselines and, when given, the reference models trained with them.
 
     `features` (with and without the type) may be passed when both bundles share the pipeline that made
     them, as right after training: the evaluation then reuses them instead of featurising every row again.
@@ -184,8 +228,12 @@ def evaluate_bundles(
     mask = np.ones(len(records), dtype=bool) if mask is None else np.asarray(mask, dtype=bool)
     if features is None and time_bundle.pipeline == department_bundle.pipeline:
         features = features_for(FeaturePipeline.from_dict(time_bundle.pipeline), records)
-    ttc, tables, scored = evaluate_time_bundle(time_bundle, records, mask, features[0] if features else None)
-    department = evaluate_department_bundle(department_bundle, records, mask, features)
+    time_reference = references.time_to_close if references else None
+    department_reference = references.department if references else None
+    ttc, tables, scored = evaluate_time_bundle(
+        time_bundle, records, mask, features[0] if features else None, time_reference
+    )
+    department = evaluate_department_bundle(department_bundle, records, mask, features, department_reference)
     created = records.loc[mask, "created_at"]
     summary = {
         "time_to_close": ttc,

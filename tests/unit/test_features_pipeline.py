@@ -209,8 +209,9 @@ def test_serving_notes_for_missing_or_stale_snapshots(pipeline: FeaturePipeline,
     assert np.isnan(values[0, workload]).all() and "no workload snapshot" in notes[0][-1]
     stale = pipeline.load_snapshot(pipeline.workload_snapshot(frame, pd.Timestamp("2024-03-10T20:00:00Z")))
     notes = []
-    pipeline.transform_rows(rows, stale, warnings=notes)
+    values = pipeline.transform_rows(rows, stale, warnings=notes)
     assert "another day" in notes[0][-1]
+    assert np.isnan(values[0, workload]).all()  # never another day's numbers
     elsewhere = dict(rows[0], city="boston", latitude=None, longitude=None)
     notes = []
     values = pipeline.transform_rows([elsewhere], stale, warnings=notes)

@@ -21,7 +21,9 @@ from features.workload import (
 )
 
 LA = "America/Los_Angeles"
-SPEC = WorkloadSpec()
+# The counting tests below use days of data that do not fill the windows: counted as if history were complete.
+COUNTING = WorkloadSpec(history_aware=False)
+SPEC = COUNTING
 
 
 def la(local: str) -> pd.Timestamp:
@@ -46,7 +48,7 @@ def records(rows: list[dict]) -> pd.DataFrame:
 
 
 def feature(frame: pd.DataFrame, row: int, name: str, type_department: dict | None = None) -> float:
-    return float(workload_features(frame, type_department or {})[name].iloc[row])
+    return float(workload_features(frame, type_department or {}, COUNTING)[name].iloc[row])
 
 
 # --- hand-computed examples ----------------------------------------------------------------------------
@@ -70,7 +72,7 @@ def queue() -> pd.DataFrame:
 
 
 def test_backlog_counts_what_was_open_at_local_midnight(queue: pd.DataFrame) -> None:
-    wl = workload_features(queue, {})
+    wl = workload_features(queue, {}, COUNTING)
     # Row 4 (Jan 3): created before Jan 3 00:00 = rows 0-3; row 0 closed Jan 1; rows 1 and 3 closed after
     # midnight; row 2 never: backlog 3.
     assert wl["wl_type_backlog"].tolist() == [0, 0, 1, 1, 3]
@@ -80,7 +82,7 @@ def test_backlog_counts_what_was_open_at_local_midnight(queue: pd.DataFrame) -> 
 
 
 def test_same_day_requests_never_see_each_other(queue: pd.DataFrame) -> None:
-    wl = workload_features(queue, {})
+    wl = workload_features(queue, {}, COUNTING)
     # Rows 2 and 3 share Jan 2: row 3 (23:00) does not count row 2 (08:00).
     assert wl.iloc[2].equals(wl.iloc[3])
     # Rows 0 and 1 are the first day: nothing earlier at all.
@@ -88,7 +90,7 @@ def test_same_day_requests_never_see_each_other(queue: pd.DataFrame) -> None:
 
 
 def test_median_uses_resolved_requests_closed_before_midnight(queue: pd.DataFrame) -> None:
-    wl = workload_features(queue, {})
+    wl = workload_features(queue, {}, COUNTING)
     # Row 4: only row 0 (3 h) was resolved before Jan 3 00:00 (row 1 closed at 10:00 that day; row 3 was
     # cancelled, which empties the queue but is no resolution).
     assert wl.loc[4, "wl_type_closed28d"] == 1
@@ -165,14 +167,14 @@ def test_department_level_keys_on_the_usual_department_of_the_type() -> None:
             {"created_at": la("2024-01-02 10:00"), "request_type": "A", "department": "Streets"},
         ]
     )
-    wl = workload_features(frame, mapping)
+    wl = workload_features(frame, mapping, COUNTING)
     # A and B go to Sanitation by the map, whatever department each row itself ended up with.
     assert wl.loc[3, "wl_dept_backlog"] == 2
     assert wl.loc[3, "wl_type_backlog"] == 1
     # The row's own department never matters.
-    assert workload_features(frame.assign(department="Elsewhere"), mapping).equals(wl)
+    assert workload_features(frame.assign(department="Elsewhere"), mapping, COUNTING).equals(wl)
     # A type the map does not know has no department queue.
-    unknown = workload_features(frame.assign(request_type="Z"), mapping)
+    unknown = workload_features(frame.assign(request_type="Z"), mapping, COUNTING)
     assert unknown["wl_dept_backlog"].isna().all()
 
 
@@ -180,7 +182,7 @@ def test_missing_district_leaves_area_missing_but_city_present() -> None:
     frame = records(
         [{"created_at": la("2024-01-01 10:00")}, {"created_at": la("2024-01-02 10:00"), "council_district": None}]
     )
-    wl = workload_features(frame, {})
+    wl = workload_features(frame, {}, COUNTING)
     assert math.isnan(wl.loc[1, "wl_area_backlog"])
     assert wl.loc[1, "wl_city_backlog"] == 1
 
@@ -274,10 +276,36 @@ def test_matches_the_brute_force_definition_across_dst() -> None:
         [random_records(150, 1, "2024-02-20", 30), random_records(150, 2, "2024-10-20", 25)], ignore_index=True
     )
     mapping = learn_type_department(frame)
-    fast = workload_features(frame, mapping)
+    fast = workload_features(frame, mapping, COUNTING)
     slow = brute_force(frame, mapping)
     for name in SPEC.feature_names():
         np.testing.assert_array_equal(fast[name].to_numpy(), slow[name], err_msg=name)
+
+
+def test_history_aware_statistics_are_missing_until_their_window_is_covered() -> None:
+    """A window reaching back before the city's first day of data is missing, not a partial count; the city
+    level says how many days of history stand behind each row."""
+    frame = random_records(400, 4, "2024-02-01", 70)
+    mapping = learn_type_department(frame)
+    aware = workload_features(frame, mapping, WorkloadSpec())
+    counted = workload_features(frame, mapping, COUNTING)
+    local_day = {}
+    for city in frame["city"].fillna("").unique():
+        rows = (frame["city"].fillna("") == city).to_numpy()
+        zone = city_timezone(city)
+        days = frame.loc[rows, "created_at"].dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
+        local_day[city] = (rows, ((days - days.min()).dt.days).to_numpy())
+    history = np.full(len(frame), np.nan)
+    for rows, days in local_day.values():
+        history[rows] = days
+    np.testing.assert_array_equal(aware["wl_city_history_days"].to_numpy(), history)
+    for name in COUNTING.feature_names():
+        stat = name.split("_", 2)[2]
+        need = WorkloadSpec().history_needed(stat)
+        want = np.where(history >= need, counted[name].to_numpy(), np.nan)
+        np.testing.assert_array_equal(aware[name].to_numpy(), want, err_msg=name)
+    assert need > 0 and np.isnan(aware["wl_city_backlog"].to_numpy()[history < 28]).all()
+    assert np.isfinite(aware["wl_city_backlog"].to_numpy()[history >= 28]).all()
 
 
 def test_range_median_is_exact() -> None:
@@ -297,11 +325,11 @@ def test_range_median_is_exact() -> None:
 def test_snapshot_lookup_equals_training_features_for_rows_of_that_day() -> None:
     frame = random_records(600, 3, "2024-03-01", 20)
     mapping = learn_type_department(frame)
-    training = workload_features(frame, mapping)
+    training = workload_features(frame, mapping, COUNTING)
     as_of = pd.Timestamp("2024-03-15T20:00:00Z")  # Mar 15 in all three cities
-    table = workload_snapshot(frame, as_of, mapping)
+    table = workload_snapshot(frame, as_of, mapping, spec=COUNTING)
     assert set(table["day"]) == {"2024-03-15"}
-    snapshot = WorkloadSnapshot.from_frame(table)
+    snapshot = WorkloadSnapshot.from_frame(table, COUNTING)
     rows = frame.to_dict("records")
     checked = 0
     for i, row in enumerate(rows):
@@ -318,7 +346,9 @@ def test_snapshot_lookup_equals_training_features_for_rows_of_that_day() -> None
 
 def test_snapshot_fallbacks() -> None:
     frame = records([{"created_at": la("2024-01-01 10:00")}, {"created_at": la("2024-01-02 10:00")}])
-    snapshot = WorkloadSnapshot.from_frame(workload_snapshot(frame, la("2024-01-03 08:00"), {}))
+    snapshot = WorkloadSnapshot.from_frame(
+        workload_snapshot(frame, la("2024-01-03 08:00"), {}, spec=COUNTING), COUNTING
+    )
     assert snapshot.values("la", "type", "A")[:3] == (2.0, 2.0, 2.0)
     # A key with no history: an empty queue, median unknown — what training computes for a new type.
     empty = snapshot.values("la", "type", "never seen")
@@ -330,6 +360,6 @@ def test_snapshot_fallbacks() -> None:
 
 def test_snapshot_needs_its_columns() -> None:
     frame = records([{"created_at": la("2024-01-01 10:00")}])
-    table = workload_snapshot(frame, la("2024-01-02 10:00"), {})
+    table = workload_snapshot(frame, la("2024-01-02 10:00"), {}, spec=COUNTING)
     with pytest.raises(ValueError, match="lacks columns"):
         WorkloadSnapshot.from_frame(table.drop(columns=["backlog"]))
