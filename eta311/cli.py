@@ -505,3 +505,13 @@ def forecast(
             f"{row['low']:>8,.0f}-{row['high']:<8,.0f} {row['expected_intake']:>10,.0f}"
         )
     typer.echo(f"at risk: {summary['at_risk']:,}; report: {page}")
+
+
+def _register_ledger_commands() -> None:
+    """`eta311 db upgrade`, `eta311 sync`, `eta311 accountability` live in eta311.ledger_commands."""
+    from eta311.ledger_commands import register
+
+    register(app)
+
+
+_register_ledger_commands()

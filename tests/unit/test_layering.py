@@ -18,7 +18,7 @@ ALLOWED = {
     "serving": {"forecast", "ledger", "ingest", "models", "features"},
     "training": {"forecast", "ledger", "ingest", "models", "data_checks", "features"},
     "forecast": {"ledger", "models", "features"},
-    "ledger": {"ingest", "models", "features"},
+    "ledger": {"ingest", "models", "data_checks", "features"},
     "ingest": {"data_checks", "features"},
     "data_checks": {"features"},
     "models": {"features"},
