@@ -7,6 +7,8 @@ compare exactly across SQLite and PostgreSQL, and never depend on a server's tim
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import numpy as np
 import pandas as pd
 from sqlalchemy import (
@@ -125,6 +127,17 @@ def from_us(values: pd.Series | np.ndarray) -> pd.Series:
     """Stored microseconds (None/NaN where missing) back to `datetime64[us, UTC]`."""
     numbers = pd.to_numeric(pd.Series(values), errors="coerce").astype("Int64")
     return pd.to_datetime(numbers, unit="us", utc=True).astype("datetime64[us, UTC]")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def micros(value: datetime | None) -> int | None:
+    """An aware datetime as exact integer microseconds since the epoch (no float rounding)."""
+    if value is None:
+        return None
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def now_us() -> int:

@@ -98,3 +98,103 @@ def test_a_failing_write_leaves_the_ledger_as_it_was(ledger_url: str, records) -
     with engine.connect() as connection:
         stored = dict(connection.execute(select(requests.c.request_id, requests.c.status)).all())
     assert stored == dict(zip(records["request_id"][:1000], records["status"][:1000], strict=True))
+
+
+def _upgraded(url: str):
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine
+
+
+def test_events_apply_in_order_and_a_replay_changes_nothing(ledger_url: str, records) -> None:  # noqa: F811
+    from ledger.events import apply_events
+
+    engine = _upgraded(ledger_url)
+    upsert_records(engine, records, "history")
+    target = records[records["status"] == "open"].iloc[0]
+    created = target["created_at"]
+    batch = [
+        {"request_id": target["request_id"], "city": "la", "department": "Street Services"},
+        {
+            "request_id": target["request_id"],
+            "status": "closed",
+            "closed_at": (created + pd.Timedelta(hours=7)).isoformat(),
+            "updated_at": (created + pd.Timedelta(hours=7)).isoformat(),
+        },
+        {"request_id": "elsewhere-1", "created_at": created.isoformat(), "request_type": "Graffiti Removal"},
+        {"request_id": records["request_id"].iloc[-1]},  # says nothing new
+    ]
+    counts = apply_events(engine, batch, origin="api")
+    assert (counts.inserted, counts.updated, counts.unchanged, counts.events) == (1, 2, 1, 2)
+    again = apply_events(engine, batch, origin="api")
+    assert (again.inserted, again.updated, again.unchanged, again.events) == (0, 0, 4, 0)
+    assert _count(engine, events) == 2
+    with engine.connect() as connection:
+        row = connection.execute(select(requests).where(requests.c.request_id == target["request_id"])).mappings().one()
+    assert (row["status"], row["department"]) == ("closed", "Street Services")
+    assert row["closed_at"] == (created + pd.Timedelta(hours=7)).value // 1000
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ({"request_id": "nobody-knows"}, "request_id"),
+        ({"request_id": "R", "status": "done"}, "status"),
+        ({"request_id": "R", "closed_at": "2024-01-01T00:00:00"}, "closed_at"),  # no offset
+        ({"request_id": "R", "colour": "red"}, "colour"),
+        ({"request_id": "R", "status": "closed"}, "closed_at"),  # closed without a close time
+        ({"request_id": "R", "status": "closed", "closed_at": "2001-01-01T00:00:00+00:00"}, "closed_at"),
+    ],
+)
+def test_a_bad_event_names_its_index_and_field_and_nothing_applies(tmp_path, records, event, field) -> None:
+    from ledger.events import EventError, apply_events
+
+    engine = _upgraded(f"sqlite:///{tmp_path / 'ledger.db'}")
+    first = records[records["status"] == "open"].iloc[0]
+    upsert_records(engine, records.loc[[first.name]], "history")
+    good = {"request_id": first["request_id"], "department": "Somewhere Else"}
+    bad = {**event, "request_id": first["request_id"] if event["request_id"] == "R" else event["request_id"]}
+    with pytest.raises(EventError) as caught:
+        apply_events(engine, [good, good, bad])
+    assert caught.value.index == 2
+    assert caught.value.detail()["loc"] == ["body", "events", 2, field]
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(events)).scalar_one() == 0
+        department = connection.execute(
+            select(requests.c.department).where(requests.c.request_id == first["request_id"])
+        ).scalar_one()
+    assert department == first["department"]
+
+
+def test_the_first_estimate_is_the_promise(ledger_url: str) -> None:  # noqa: F811
+    import datetime as dt
+
+    from ledger.estimates import record_estimates, request_view
+
+    engine = _upgraded(ledger_url)
+    created = dt.datetime(2024, 3, 11, 9, 30, tzinfo=dt.UTC)
+
+    def answer(p50: float) -> dict:
+        expected = (created + dt.timedelta(hours=p50)).isoformat()
+        return {
+            "expected_close_at": expected,
+            "hours": {"p10": p50 / 2, "p50": p50, "p90": p50 * 2},
+            "p_closed_within": {"1d": 0.2, "3d": 0.5, "7d": 0.8, "30d": 0.99},
+            "department": {"name": "Sanitation", "probability": 0.9},
+            "message": f"about {p50} hours",
+            "model": {"time_to_close_version": "3", "department_version": "4"},
+        }
+
+    row = {"request_id": "A-1", "city": "la", "created_at": created, "request_type": "Bulky Items"}
+    assert record_estimates(engine, [(row, answer(48.0))], created) == (1, 1)
+    assert record_estimates(engine, [(row, answer(30.0)), ({"request_id": None}, answer(5.0))], created) == (0, 2)
+    view = request_view(engine, "la", "A-1")
+    assert view["status"] == "open" and view["promise_kept"] is None
+    assert view["promise"]["hours"]["p50"] == 48.0
+    assert [r["hours"]["p50"] for r in view["revisions"]] == [30.0]
+    assert view["promise"]["expected_close_at"] == "2024-03-13T02:30:00-07:00"
+    assert request_view(engine, "la", "unknown") is None
+    from ledger.events import apply_events
+
+    apply_events(engine, [{"request_id": "A-1", "status": "closed", "closed_at": "2024-03-12T10:00:00+00:00"}])
+    assert request_view(engine, "la", "A-1")["promise_kept"] is True
