@@ -9,8 +9,6 @@ alone or in a batch. Numbers are not rounded, so an HTTP answer equals offline s
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +20,8 @@ from features.pipeline import FeaturePipeline
 from features.schema import DEFAULT_CITY, city_timezone
 from features.workload import WorkloadSnapshot
 from models.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
+from models.explain import explain_p50, top_reasons
+from serving.i18n import reason_text, resident_message, resolve_language
 
 TOP_DEPARTMENTS = 3
 _HOUR = dt.timedelta(hours=1)
@@ -73,12 +73,20 @@ class Estimator:
         self._zones: dict[str, ZoneInfo] = {}
         self._model = {"time_to_close_version": versions.time_to_close, "department_version": versions.department}
 
-    def estimate(self, rows: Sequence[Mapping[str, Any]], now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    def estimate(
+        self,
+        rows: Sequence[Mapping[str, Any]],
+        now: dt.datetime | None = None,
+        accept_language: str | None = None,
+        explain: bool = False,
+    ) -> list[dict[str, Any]]:
         """Answers for intake rows (`IntakeRequest.model_dump()` dicts), in order; vectorised over the batch.
 
         A missing created_at means "now" (the service's clock), so the estimate is for a request made
         this instant; the pipeline turns unknown categories and out-of-city locations into missing
-        values with a warning, which is passed on in the answer.
+        values with a warning, which is passed on in the answer. A row's `language` (else `accept_language`,
+        the HTTP header) picks the language of its message and explanation (`serving.i18n`); its `explain`
+        (else `explain`) asks for the reasons behind its P50 (`models.explain`), `None` where not asked.
         """
         if not rows:
             return []
@@ -91,7 +99,11 @@ class Estimator:
                 row["city"] = DEFAULT_CITY
             prepared.append(row)
         warnings: list[list[str]] = []
-        times, probabilities = self._predict(*self._features(prepared, warnings))
+        matrix, department_matrix = self._features(prepared, warnings)
+        times, probabilities = self._predict(matrix, department_matrix)
+        asked = [i for i, row in enumerate(prepared) if (explain if row.get("explain") is None else row["explain"])]
+        contributions = explain_p50(self.time_bundle, matrix[asked]) if asked else None
+        explained = {i: k for k, i in enumerate(asked)}
         top = np.argsort(-probabilities, axis=1, kind="stable")[:, :TOP_DEPARTMENTS]
 
         # Plain Python values once per column (numpy scalars cost ~100 ns per access), then one dict per row.
@@ -112,6 +124,10 @@ class Estimator:
             ]
             zone = self._zone(row["city"])
             expected = (row["created_at"] + hours["p50"] * _HOUR).astimezone(zone)
+            language, language_warning = resolve_language(row.get("language"), accept_language)
+            if language_warning:
+                warnings[i].append(language_warning)
+            k = explained.get(i)
             out.append(
                 {
                     "request_id": row.get("request_id"),
@@ -119,7 +135,17 @@ class Estimator:
                     "hours": hours,
                     "p_closed_within": dict(zip(horizon_names, horizon_values, strict=True)),
                     "department": {**ranked[0], "top": ranked},
-                    "message": resident_message(hours, row["created_at"].astimezone(zone), expected),
+                    "message": resident_message(hours, row["created_at"].astimezone(zone), expected, language),
+                    "language": language,
+                    "explanation": None
+                    if k is None
+                    else explanation(
+                        contributions.typical_hours[k],
+                        contributions.family_hours[k],
+                        ranked[0]["name"],
+                        hours["p90"],
+                        language,
+                    ),
                     "model": dict(self._model),
                     "warnings": warnings[i],
                 }
@@ -149,6 +175,24 @@ class Estimator:
         return zone
 
 
+def explanation(
+    typical_hours: float, family_hours: np.ndarray, department: str, p90_hours: float, language: str
+) -> dict[str, Any]:
+    """The `explanation` of one answer: the typical request's P50 and the biggest reasons this one differs,
+    told in hours when the answer's message is (P90 under two days), else in days, in `language`.
+
+    Public for other answers of a stored request (e.g. the ledger's): `models.explain.explain_p50` gives
+    the numbers for a feature matrix."""
+    in_hours = p90_hours < 48
+    return {
+        "typical_days": float(typical_hours) / 24,
+        "reasons": [
+            {"family": family, "days": hours / 24, "text": reason_text(family, size, department, in_hours, language)}
+            for family, hours, size in top_reasons(family_hours, in_hours)
+        ],
+    }
+
+
 def warning_kind(message: str) -> str:
     """A bounded label for a warning message (for metrics: the message itself names client values)."""
     if message.startswith("unseen "):
@@ -159,52 +203,9 @@ def warning_kind(message: str) -> str:
         return "snapshot_other_day"
     if "workload" in message and "missing" in message:
         return "workload_missing"
+    if message.startswith("unsupported language"):
+        return "unsupported_language"
     return "other"
-
-
-def resident_message(hours: Mapping[str, float], created_local: dt.datetime, expected_local: dt.datetime) -> str:
-    """One plain sentence: the usual range (P10 to P90) and the expected day (P50), in the city's time.
-
-    Ranges under two days are told in hours, longer ones in whole days (P10 rounded down, P90 up, at least
-    one), so the sentence never promises more precision than the model has.
-    """
-    low, high = hours["p10"], hours["p90"]
-    if high < 48:
-        low_n, high_n = max(1, math.floor(low)), max(1, math.ceil(high))
-        unit = "hours"
-    else:
-        low_n, high_n = max(1, math.floor(low / 24)), max(1, math.ceil(high / 24))
-        unit = "days"
-    return _sentence(low_n, high_n, unit, expected_local.date(), created_local.date())
-
-
-@functools.lru_cache(maxsize=4096)
-def _sentence(low_n: int, high_n: int, unit: str, expected: dt.date, created: dt.date) -> str:
-    """The sentence for rounded figures and dates: a batch repeats a few hundred of them, so they are
-    built once (English names, whatever the server's locale)."""
-    span = f"{low_n} to {high_n} {unit}" if high_n > low_n else f"about {high_n} {unit[:-1] if high_n == 1 else unit}"
-    day = f"{_WEEKDAYS[expected.weekday()]}, {_MONTHS[expected.month - 1]} {expected.day}"
-    if expected.year != created.year:
-        day += f", {expected.year}"
-    when = f"later today, {day}" if expected == created else day
-    return f"Most requests like yours are completed in {span}; we expect yours by {when}."
-
-
-_WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
 
 
 def _utc(created: Any, now: dt.datetime) -> dt.datetime:

@@ -5,7 +5,9 @@ shaped as a GeoReport list so an Open311 front end can show it unchanged.
 the request type; `lat`/`long` are the coordinates; a five-digit zip code at the end of `address_string`
 becomes `zip_code` (no geocoding); `requested_datetime` is the creation time; `jurisdiction_id` picks the
 city when it is one of ours. GeoReport front ends send more fields (email, names, media_url,
-attribute[...]); they are accepted and ignored, as none of them is known to the models.
+attribute[...]); they are accepted and ignored, as none of them is known to the models. `language` (an
+eta311 extension; else the Accept-Language header) picks the language of `service_notice`, which the
+answer names in its own `language`.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class Open311Request(BaseModel):
         default=None, description="ISO 8601 with a UTC offset; defaults to now."
     )
     service_request_id: str | None = Field(default=None, max_length=128)
+    language: str | None = Field(
+        default=None,
+        max_length=35,
+        description="eta311 extension: BCP 47 tag of the service_notice's language (else Accept-Language).",
+    )
 
     @field_validator("requested_datetime")
     @classmethod
@@ -62,6 +69,7 @@ class Open311Response(BaseModel):
     service_notice: str
     expected_datetime: str
     agency_responsible: str
+    language: str = Field(description="eta311 extension: the language of service_notice (BCP 47).")
     account_id: str | None = None
     token: str | None = None
 
@@ -91,6 +99,7 @@ def to_intake(payload: Any) -> EstimateRequest:
         "description": request.description,
         "created_at": request.requested_datetime,
         "zip_code": zip_match.group(1) if zip_match else None,
+        "language": request.language,
     }
     if city:
         fields["city"] = city
@@ -115,6 +124,7 @@ def to_georeport(estimate: dict[str, Any]) -> list[dict[str, Any]]:
             "service_notice": estimate["message"],
             "expected_datetime": estimate["expected_close_at"],
             "agency_responsible": estimate["department"]["name"],
+            "language": estimate["language"],
             "account_id": None,
             "token": None,
         }

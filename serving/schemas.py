@@ -43,6 +43,18 @@ class EstimateRequest(IntakeRequest):
         coerce_numbers_to_str=True,
     )
 
+    language: str | None = Field(
+        default=None,
+        max_length=35,
+        description="BCP 47 tag of the resident's language: en, es, ko, hy, zh-Hans (else the Accept-Language "
+        "header, else English; an unsupported one is answered in English with a warning).",
+    )
+    explain: bool | None = Field(
+        default=None,
+        description="Whether the answer carries `explanation` (default: yes on /estimate, no in a batch; the "
+        "`explain` query parameter sets the default).",
+    )
+
     @field_validator("created_at")
     @classmethod
     def _plausible_time(cls, value: dt.datetime | None) -> dt.datetime | None:
@@ -77,6 +89,19 @@ class ModelVersions(BaseModel):
     department_version: str
 
 
+class Reason(BaseModel):
+    family: str = Field(description="request_type, workload, calendar, area or channel.")
+    days: float = Field(description="Its share of P50 minus the typical P50, in days (signed).")
+    text: str = Field(description="The reason in the answer's language, with its size as told.")
+
+
+class Explanation(BaseModel):
+    """Why the P50 is what it is: the P50 model's feature contributions (TreeSHAP), grouped."""
+
+    typical_days: float = Field(description="P50 of a typical request (the model's expected value).")
+    reasons: list[Reason] = Field(description="The two or three biggest, largest first.")
+
+
 class Estimate(BaseModel):
     """One answer: when the request will most likely be closed, and by whom."""
 
@@ -86,6 +111,8 @@ class Estimate(BaseModel):
     p_closed_within: dict[str, float] = Field(description="Keys 1d, 3d, 7d, 30d.")
     department: Department
     message: str
+    language: str = Field(description="The language of `message` and `explanation` (BCP 47).")
+    explanation: Explanation | None = None
     model: ModelVersions
     warnings: list[str]
 

@@ -216,13 +216,29 @@ _OPEN311_BODY = {
 }
 
 
-def _estimate_or_raise(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _estimate_or_raise(rows: list[dict[str, Any]], **options: Any) -> list[dict[str, Any]]:
+    """Estimates of validated rows; `options` are `Estimator.estimate`'s (accept_language, explain)."""
     estimator = STATE.estimator
     if estimator is None:
         raise bentoml.exceptions.ServiceUnavailable(STATE.detail)
-    estimates = estimator.estimate(rows)
+    estimates = estimator.estimate(rows, **options)
     STATE.count(estimates)
     return estimates
+
+
+_BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+def _answer_options(http: Request, explain: bool) -> dict[str, Any] | JSONResponse:
+    """The answer options an HTTP request sets: `?explain=` (default `explain`) and its Accept-Language;
+    a 400 naming the query parameter when `explain` is not a boolean."""
+    value = http.query_params.get("explain")
+    if value is not None:
+        if value.strip().lower() not in _BOOLEANS:
+            detail = [{"loc": ["query", "explain"], "msg": "must be true or false", "type": "bool_parsing"}]
+            return EstimateResponse({"error": "invalid request", "detail": detail}, status_code=400)
+        explain = _BOOLEANS[value.strip().lower()]
+    return {"accept_language": http.headers.get("accept-language"), "explain": explain}
 
 
 async def _open311_payload(request: Request) -> Any:
@@ -277,7 +293,8 @@ async def open311_estimate(request: Request) -> JSONResponse:
         return JSONResponse(field_errors(error), status_code=400)
     if STATE.estimator is None:
         return JSONResponse([{"code": 503, "description": STATE.detail, "field": None}], status_code=503)
-    estimate = _estimate_or_raise([intake.model_dump()])[0]
+    options = {"accept_language": request.headers.get("accept-language")}
+    estimate = _estimate_or_raise([intake.model_dump()], **options)[0]
     return EstimateResponse(to_georeport(estimate))
 
 
@@ -425,6 +442,26 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
+def _answer_parameters(explained: bool) -> list[dict[str, Any]]:
+    """The `explain` query parameter and the Accept-Language header of the estimate endpoints."""
+    return [
+        {
+            "name": "explain",
+            "in": "query",
+            "required": False,
+            "description": f"Include `explanation` (default {str(explained).lower()}; a row's own field wins).",
+            "schema": {"type": "boolean", "default": explained},
+        },
+        {
+            "name": "Accept-Language",
+            "in": "header",
+            "required": False,
+            "description": "Language of rows without a `language` field (en, es, ko, hy, zh-Hans).",
+            "schema": {"type": "string"},
+        },
+    ]
+
+
 def openapi_document() -> dict[str, Any]:
     """BentoML's OpenAPI document with every status this service can answer, and the real answer shapes."""
     if "doc" in _OPENAPI_CACHE:
@@ -456,6 +493,7 @@ def openapi_document() -> dict[str, Any]:
                 responses["400"] = _json(ref["ValidationErrorBody"], "Invalid input: `detail` names each field")
                 for status, text in _EXTRA_STATUSES.items():
                     responses[str(status)] = _json(ref["ErrorBody"], text)
+                operation.setdefault("parameters", []).extend(_answer_parameters(path == "/estimate"))
             elif path == "/open311/estimate":
                 responses["200"] = _json({"type": "array", "items": ref["Open311Response"]}, "A GeoReport list")
                 for status in ("400", "413", "415", "503"):
@@ -580,16 +618,20 @@ class Eta311:
         return STATE.estimator is not None
 
     @bentoml.api(route="/estimate", input_spec=EstimateRequest, output_spec=Estimate)
-    async def estimate(self, **request: Any) -> JSONResponse:
-        """Estimate for one intake request: hours P10/P50/P90, P(closed within 1/3/7/30 days), department.
+    async def estimate(self, ctx: bentoml.Context, **request: Any) -> JSONResponse:
+        """Estimate for one intake request: hours P10/P50/P90, P(closed within 1/3/7/30 days), department,
+        the message in the resident's language and, unless `explain` is false, why the P50 is what it is.
 
         Async on purpose: one row costs well under a millisecond of CPU, less than BentoML's hop to its
         one-thread pool (a sync API) and back, whose GIL hand-offs also stretched the tail under load.
         """
-        return EstimateResponse(_estimate_or_raise([request])[0])
+        options = _answer_options(ctx.request, explain=True)
+        if isinstance(options, JSONResponse):
+            return options
+        return EstimateResponse(_estimate_or_raise([request], **options)[0])
 
     @bentoml.api(route="/estimate_batch", input_spec=EstimateBatchRequest, output_spec=EstimateBatch)
-    async def estimate_batch(self, requests: list[EstimateRequest]) -> JSONResponse:
+    async def estimate_batch(self, ctx: bentoml.Context, requests: list[EstimateRequest]) -> JSONResponse:
         """Estimates for up to 1,000 requests, in order (one vectorised prediction for the whole batch).
 
         Async on purpose, although a 1,000-row batch takes ~40 ms of CPU: the work holds the GIL for most of
@@ -600,8 +642,13 @@ class Eta311:
         on one worker: 16.6k predictions/s, the other worker idle; spread: 27-29k). A new connection costs
         ~0.1 ms against ~40 ms of work. The rows were validated by BentoML; their field dicts are what
         `model_dump()` would return for this flat model (the estimator copies them), without its cost.
+        Explanations only where asked (`?explain=true` or a row's `explain`): they cost more than the rest
+        of a row (README, Serving).
         """
-        answers = _estimate_or_raise([r.__dict__ for r in requests])
+        options = _answer_options(ctx.request, explain=False)
+        if isinstance(options, JSONResponse):
+            return options
+        answers = _estimate_or_raise([r.__dict__ for r in requests], **options)
         headers = {"Connection": "close"} if len(answers) >= REBALANCE_BATCH else None
         return EstimateResponse({"estimates": answers}, headers=headers)
 

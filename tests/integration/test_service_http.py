@@ -220,8 +220,10 @@ def test_batch_equals_one_by_one(served: dict[str, Any]) -> None:
     client = served["client"]
     batch = client.post("/estimate_batch", json={"requests": bodies})
     assert batch.status_code == 200
-    singles = [client.post("/estimate", json=body).json() for body in bodies]
+    singles = [client.post("/estimate", json=body, params={"explain": "false"}).json() for body in bodies]
     assert batch.json()["estimates"] == singles
+    explained = client.post("/estimate_batch", json={"requests": bodies}, params={"explain": "true"})
+    assert explained.json()["estimates"] == [client.post("/estimate", json=body).json() for body in bodies]
 
 
 def test_large_batch_equals_one_by_one_and_closes_its_connection(served: dict[str, Any]) -> None:
@@ -234,9 +236,38 @@ def test_large_batch_equals_one_by_one_and_closes_its_connection(served: dict[st
     answers = batch.json()["estimates"]
     assert len(answers) == 600
     sample = range(0, 600, 60)
-    assert [answers[i] for i in sample] == [client.post("/estimate", json=bodies[i]).json() for i in sample]
+    singles = [client.post("/estimate", json=bodies[i], params={"explain": "false"}).json() for i in sample]
+    assert [answers[i] for i in sample] == singles
     small = client.post("/estimate_batch", json={"requests": bodies[:5]})
     assert small.status_code == 200 and small.headers.get("connection", "keep-alive") != "close"
+
+
+def test_the_resident_s_language_and_the_explanation(served: dict[str, Any]) -> None:
+    """`language` (else Accept-Language) picks the message's language and the answer names it; /estimate
+    explains its P50 unless `?explain=false`; an unsupported language is English with a warning."""
+    client = served["client"]
+    body = _rows(served["records"], 1)[0]
+    english = client.post("/estimate", json=body).json()
+    assert english["language"] == "en" and english["message"].startswith("Most requests like yours")
+    reasons = english["explanation"]["reasons"]
+    assert english["explanation"]["typical_days"] > 0 and len(reasons) <= 3
+    assert all(r["family"] in {"request_type", "workload", "calendar", "area", "channel"} for r in reasons)
+    spanish = client.post("/estimate", json=body | {"language": "es-MX"}, headers={"Accept-Language": "ko"}).json()
+    assert spanish["language"] == "es" and spanish["message"].startswith("La mayoría de las solicitudes")
+    assert spanish["hours"] == english["hours"] and spanish["warnings"] == english["warnings"]
+    korean = client.post("/estimate", json=body, headers={"Accept-Language": "fr;q=0.9, ko;q=0.8"}).json()
+    assert korean["language"] == "ko" and "귀하" in korean["message"]
+    french = client.post("/estimate", json=body | {"language": "fr"}, params={"explain": "false"}).json()
+    assert french["language"] == "en" and french["message"] == english["message"]
+    assert french["explanation"] is None and any("unsupported language 'fr'" in w for w in french["warnings"])
+    bad = client.post("/estimate", json=body, params={"explain": "maybe"})
+    assert bad.status_code == 400 and bad.json()["detail"][0]["loc"] == ["query", "explain"]
+    notice = client.post(
+        "/open311/estimate",
+        data={"service_name": body["request_type"], "lat": "34.05", "long": "-118.25"},
+        headers={"Accept-Language": "zh-CN"},
+    ).json()[0]
+    assert notice["language"] == "zh-Hans" and "与您类似的请求" in notice["service_notice"]
 
 
 def test_a_bad_query_parameter_is_a_field_level_400(served: dict[str, Any]) -> None:
