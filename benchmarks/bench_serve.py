@@ -8,7 +8,11 @@ starts `eta311 serve` on 127.0.0.1 and prints medians over --repeats runs of:
 - `/estimate_batch` predictions per second (1,000 requests per call, sequential calls from one client, and
   from two clients at once: one per worker);
 - the same requests scored in-process (`Estimator.estimate`, one row and 1,000 rows) and the ratios
-  HTTP / in-process — the figure to compare across machines;
+  HTTP / in-process — the figure to compare across machines (the load runs ask `?explain=false`, as the
+  in-process figure has no explanation);
+- in-process, the cost of the resident's language (1,000-row batches per language, with the sentence caches
+  warm and cold, against English in the same run) and of `explanation` (one row and 1,000 rows, with and
+  without); `--in-process-only` prints just these and the in-process figures, without a server (a short run);
 - resident memory (RSS) of each BentoML worker process;
 - how long after ready the background dashboard forecast took (the load runs start after it), and the
   machine's load averages at the start and the end (the machine is shared: compare figures with them).
@@ -130,7 +134,60 @@ def in_process(home: Path, bodies: list[dict[str, Any]], repeats: int, compiled:
         t0 = time.perf_counter()
         estimator.estimate(rows[:1000])
         batches.append(min(len(rows), 1000) / (time.perf_counter() - t0))
-    return {"single_ms": statistics.median(singles) * 1e3, "batch_per_s": statistics.median(batches)}
+    return {
+        "single_ms": statistics.median(singles) * 1e3,
+        "batch_per_s": statistics.median(batches),
+        **languages_and_explanations(estimator, rows, repeats),
+    }
+
+
+def languages_and_explanations(estimator: Any, rows: list[dict[str, Any]], repeats: int) -> dict[str, float]:
+    """Milliseconds per 1,000-row batch in each language (sentence caches warm, and cleared before the call:
+    cold), and per row or batch with and without `explanation`."""
+    from serving import i18n
+
+    batch = rows[:1000]
+    out: dict[str, float] = {}
+
+    def timed(call: Any, clear: bool = False) -> float:
+        runs = []
+        for _ in range(repeats):
+            if clear:
+                i18n._sentence.cache_clear()
+                i18n.reason_text.cache_clear()
+            t0 = time.perf_counter()
+            call()
+            runs.append((time.perf_counter() - t0) * 1e3)
+        return statistics.median(runs)
+
+    for language in i18n.LANGUAGES:
+        localised = [row | {"language": language} for row in batch]
+        estimator.estimate(localised)  # catalog compiled, caches filled
+        out[f"batch_ms_{language}"] = timed(lambda rows=localised: estimator.estimate(rows))
+        out[f"batch_cold_ms_{language}"] = timed(lambda rows=localised: estimator.estimate(rows), clear=True)
+    single = batch[: min(200, len(batch))]
+    for explain in (False, True):
+        estimator.estimate(single[:5], explain=explain)
+        per_row = timed(lambda e=explain: [estimator.estimate([row], explain=e) for row in single]) / len(single)
+        out[f"single_ms_explain_{explain}"] = per_row
+        out[f"batch_ms_explain_{explain}"] = timed(lambda e=explain: estimator.estimate(batch, explain=e))
+    return out
+
+
+def print_languages_and_explanations(reference: dict[str, float], rows: int) -> None:
+    from serving.i18n import LANGUAGES
+
+    english = reference["batch_ms_en"]
+    print(f"in-process, {rows:,}-row batch by language (ms, warm caches / cold caches; ratio to English warm):")
+    for language in LANGUAGES:
+        warm, cold = reference[f"batch_ms_{language}"], reference[f"batch_cold_ms_{language}"]
+        print(f"  {language:<8} {warm:8.2f} / {cold:8.2f}   x{warm / english:.2f} / x{cold / english:.2f}")
+    single_off, single_on = reference["single_ms_explain_False"], reference["single_ms_explain_True"]
+    batch_off, batch_on = reference["batch_ms_explain_False"], reference["batch_ms_explain_True"]
+    print(
+        f"in-process explanation: one row {single_off:.3f} -> {single_on:.3f} ms (+{single_on - single_off:.3f} ms); "
+        f"{rows:,} rows {batch_off:.1f} -> {batch_on:.1f} ms (+{(batch_on - batch_off) / rows * 1e3:.1f} us per row)"
+    )
 
 
 async def load(url: str, bodies: list[dict[str, Any]], concurrency: int, n: int, limit_s: float) -> dict[str, float]:
@@ -153,7 +210,7 @@ async def load(url: str, bodies: list[dict[str, Any]], concurrency: int, n: int,
                 issued += 1
                 t0 = time.perf_counter()
                 try:
-                    async with session.post(f"{url}/estimate", data=body, headers=headers) as response:
+                    async with session.post(f"{url}/estimate?explain=false", data=body, headers=headers) as response:
                         await response.read()
                         ok = response.status == 200
                 except aiohttp.ClientError:
@@ -294,6 +351,9 @@ def main(argv: list[str] | None = None) -> None:
         default=True,
         help="serve and score in-process with compiled boosters (the default of `eta311 serve`)",
     )
+    parser.add_argument(
+        "--in-process-only", action="store_true", help="no server: the in-process, language and explanation figures"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -310,6 +370,13 @@ def main(argv: list[str] | None = None) -> None:
         bodies = request_bodies(home, 1000)
         load_before = load_averages()
         reference = in_process(home, bodies, args.repeats, args.compile)
+        if args.in_process_only:
+            print(
+                f"in-process Estimator: {reference['single_ms']:.3f} ms per single request, "
+                f"{reference['batch_per_s']:,.0f} predictions/s in 1,000-row batches"
+            )
+            print_languages_and_explanations(reference, min(len(bodies), 1000))
+            return
         port = free_port()
         process, ready_s = start_server(home, port, args.workers, args.compile)
         url = f"http://127.0.0.1:{port}"
@@ -339,6 +406,7 @@ def main(argv: list[str] | None = None) -> None:
         f"in-process Estimator: {reference['single_ms']:.3f} ms per single request, "
         f"{reference['batch_per_s']:,.0f} predictions/s in 1,000-row batches"
     )
+    print_languages_and_explanations(reference, min(len(bodies), 1000))
     print("/estimate over HTTP (medians of runs)      p50 ms   p99 ms    req/s  errors  requests")
     for c in CONCURRENCY:
         runs = results[c]

@@ -229,13 +229,16 @@ def _estimate_or_raise(rows: list[dict[str, Any]], **options: Any) -> list[dict[
 _BOOLEANS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
 
-def _answer_options(http: Request, explain: bool) -> dict[str, Any] | JSONResponse:
+def _answer_options(ctx: bentoml.Context, explain: bool) -> dict[str, Any] | JSONResponse:
     """The answer options an HTTP request sets: `?explain=` (default `explain`) and its Accept-Language;
-    a 400 naming the query parameter when `explain` is not a boolean."""
+    a 400 naming the query parameter when `explain` is not a boolean (BentoML takes an API's status from
+    `ctx.response`, whatever the returned response says)."""
+    http = ctx.request
     value = http.query_params.get("explain")
     if value is not None:
         if value.strip().lower() not in _BOOLEANS:
             detail = [{"loc": ["query", "explain"], "msg": "must be true or false", "type": "bool_parsing"}]
+            ctx.response.status_code = 400
             return EstimateResponse({"error": "invalid request", "detail": detail}, status_code=400)
         explain = _BOOLEANS[value.strip().lower()]
     return {"accept_language": http.headers.get("accept-language"), "explain": explain}
@@ -625,7 +628,7 @@ class Eta311:
         Async on purpose: one row costs well under a millisecond of CPU, less than BentoML's hop to its
         one-thread pool (a sync API) and back, whose GIL hand-offs also stretched the tail under load.
         """
-        options = _answer_options(ctx.request, explain=True)
+        options = _answer_options(ctx, explain=True)
         if isinstance(options, JSONResponse):
             return options
         return EstimateResponse(_estimate_or_raise([request], **options)[0])
@@ -645,7 +648,7 @@ class Eta311:
         Explanations only where asked (`?explain=true` or a row's `explain`): they cost more than the rest
         of a row (README, Serving).
         """
-        options = _answer_options(ctx.request, explain=False)
+        options = _answer_options(ctx, explain=False)
         if isinstance(options, JSONResponse):
             return options
         answers = _estimate_or_raise([r.__dict__ for r in requests], **options)
