@@ -47,6 +47,7 @@ import pandas as pd
 from features.pipeline import FeaturePipeline
 from features.schema import INTAKE_COLUMNS
 from features.workload import workload_arrays
+from forecast.districts import district_cells, district_map
 from models.bundle import ModelBundle, horizon_key, predict_department, predict_time_to_close, quantile_key
 
 log = logging.getLogger(__name__)
@@ -672,6 +673,8 @@ REPORT_TABLES: tuple[str, ...] = (
     "accuracy_by_type",
     "equity_by_neighborhood",
     "calibration",
+    "district_map",
+    "district_cells",
 )
 
 
@@ -693,6 +696,9 @@ class ForecastReport:
     equity_by_neighborhood: pd.DataFrame
     calibration: pd.DataFrame
     summary: dict[str, Any] = field(default_factory=dict)
+    # The map of council districts (forecast.districts): one row per district, and the grid cells it is drawn from.
+    district_map: pd.DataFrame = field(default_factory=pd.DataFrame)
+    district_cells: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def tables(self) -> dict[str, pd.DataFrame]:
         return {name: getattr(self, name) for name in REPORT_TABLES}
@@ -838,6 +844,8 @@ def build_forecast(
         at_risk_now=by_district["council_district"].map(risk_by_district).fillna(0).astype(int),
     )
     calibration = _calibration(acc)
+    cells = district_cells(rows)
+    map_table = district_map(rows, cells, by_district)
     progress.update()
     progress.close()
 
@@ -882,6 +890,8 @@ def build_forecast(
         equity_by_neighborhood=by_neighborhood,
         calibration=calibration,
         summary=summary,
+        district_map=map_table,
+        district_cells=cells,
     )
 
 

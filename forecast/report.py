@@ -3,19 +3,32 @@
 Why inline SVG drawn here rather than a charting library: the page must open with no network (a file
 attached to an email, a laptop on a plane) and the service must not ship a front-end build. Every chart is
 a ``<svg>`` whose numbers come from the same tables written as CSV next to it; native ``<title>`` tooltips
-give exact values without script. The only script is the department filter (``<select
-id="department-filter">``), which hides every element whose ``data-department`` differs from the choice.
+give exact values without script, and each chart's numbers are also a table on the page (in a ``<details>``
+under the chart: the text alternative a screen reader or a keyboard user reads). The page meets WCAG 2.1 AA as
+axe-core checks it (tests/integration/test_dashboard_browser.py): landmarks, one heading outline, labelled
+controls, text and lines at 4.5:1 / 3:1 contrast, focusable scroll regions. The map of council districts is
+`forecast.district_map`.
+
+The only script is `SCRIPT`, the department filter (``<select id="department-filter">``): it hides every
+element whose ``data-department`` differs from the choice and says what it shows in a live region. Nothing
+else is inline but CSS and SVG presentation attributes, so a Content-Security-Policy needs only the script's
+hash (`script_hash`) and ``style-src 'unsafe-inline'``.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from forecast.district_map import render_district_maps
+from forecast.districts import natural_key, with_promises
 
 if TYPE_CHECKING:
     from forecast.departments import ForecastReport
@@ -25,7 +38,9 @@ WIDTH, HEIGHT = 560, 230
 MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 52, 14, 14, 40
 AT_RISK_ROWS_PER_DEPARTMENT = 50
 NEIGHBORHOOD_ROWS = 40
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf", "#7f7f7f")
+# At least 4.5:1 on white, so a colour also carries text: blue, red, green, purple, orange, brown, pink, teal, grey.
+COLORS = ("#1d5fa8", "#b42318", "#1a7f37", "#6f42c1", "#a34400", "#6b4226", "#c2185b", "#0b7285", "#5b6475")
+EXPECTED_COLOR, INTAKE_COLOR, BACKLOG_COLOR = "#1f77b4", "#c65102", "#7b4fa8"
 
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
@@ -47,19 +62,32 @@ svg .axis{stroke:#9aa3b2;stroke-width:1}
 svg .grid-line{stroke:#e3e6eb;stroke-width:1}
 svg .band{fill:#1f77b4;fill-opacity:.22;stroke:none}
 svg .expected{fill:none;stroke:#1f77b4;stroke-width:2.2}
-svg .intake{fill:none;stroke:#ff7f0e;stroke-width:1.6;stroke-dasharray:5 3}
-svg .backlog-band{fill:#9467bd;fill-opacity:.2;stroke:none}
-svg .backlog{fill:none;stroke:#9467bd;stroke-width:2.2}
+svg .intake{fill:none;stroke:#c65102;stroke-width:1.6;stroke-dasharray:5 3}
+svg .backlog-band{fill:#7b4fa8;fill-opacity:.2;stroke:none}
+svg .backlog{fill:none;stroke:#7b4fa8;stroke-width:2.2}
 svg .diagonal{stroke:#9aa3b2;stroke-dasharray:4 3}
 table{border-collapse:collapse;width:100%;font-size:13px;background:#fff}
 th,td{padding:4px 8px;border-bottom:1px solid #e3e6eb;text-align:right}
 th{background:#eef0f4;position:sticky;top:0}
 td.l,th.l{text-align:left}
-.bar{display:inline-block;height:9px;vertical-align:middle}
-.bar.actual{background:#1f77b4}.bar.predicted{background:#ff7f0e}
+tbody th{background:#fff;position:static;font-weight:600}
+svg.bars{display:block}
 .scroll{max-height:460px;overflow:auto}
+.scroll:focus,select:focus,summary:focus,a:focus{outline:3px solid #1d5fa8;outline-offset:2px}
 .good{color:#1a7f37}.bad{color:#b42318}
 section{margin-bottom:22px}
+h2{font-size:19px;margin:0 0 8px 0}
+details{margin:6px 0}summary{cursor:pointer;color:#1d5fa8;font-size:13px}
+caption{text-align:left;font-weight:600;padding:4px 0}
+.maps{display:flex;flex-wrap:wrap;gap:24px}
+figure{margin:0;max-width:540px}figcaption{font-size:13px;margin:6px 0}
+ul.legend{list-style:none;padding:0;margin:4px 0;display:flex;flex-wrap:wrap;gap:4px 14px;font-size:13px}
+svg.swatch{vertical-align:middle}
+svg .map-label{font-size:11px;fill:#1d2330;stroke:#fff;stroke-width:3px;paint-order:stroke;stroke-linejoin:round}
+svg .map-district{font-weight:700;font-size:12px}
+.key{display:inline-block;width:12px;height:12px;vertical-align:middle;margin-right:3px}
+.key-actual{background:#1f77b4}.key-predicted{background:#c65102}
+.skip{position:absolute;left:-9999px}.skip:focus{left:8px;top:8px;background:#fff;color:#1d2330;padding:6px}
 """
 
 SCRIPT = """
@@ -73,12 +101,20 @@ SCRIPT = """
       items[i].style.display = (chosen === '' || d === chosen || d === '*') ? '' : 'none';
     }
     document.body.setAttribute('data-selected', chosen);
+    var status = document.getElementById('filter-status');
+    if (status) status.textContent = chosen === '' ? 'Showing all departments.' : 'Showing ' + chosen + ' only.';
   }
   select.addEventListener('change', apply);
   apply();
   window.eta311Ready = true;
 })();
 """
+
+
+def script_hash() -> str:
+    """The CSP source for the page's one inline script: ``'sha256-...'`` of `SCRIPT` as the page embeds it."""
+    digest = hashlib.sha256(SCRIPT.encode("utf-8")).digest()
+    return f"'sha256-{base64.b64encode(digest).decode('ascii')}'"
 
 
 def _e(value: object) -> str:
@@ -148,7 +184,8 @@ def _band_chart(
     xs = [x(i) for i in range(n)]
     parts = [
         f'<svg class="chart {kind}" data-department="{_e(department)}" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{_e(label)} for {_e(department)}">'
+        f'width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{_e(label)} per day for {_e(department)}, '
+        f'{_e(dates[0] if dates else "")} to {_e(dates[-1] if dates else "")}: numbers in the table below">'
     ]
     for k in range(5):
         value = top * k / 4
@@ -175,8 +212,8 @@ def _band_chart(
         if extra is not None:
             tip += f"; {extra_label} {extra[i]:,.1f}"
         parts.append(
-            f'<circle cx="{xs[i]:.1f}" cy="{y(mean[i]):.1f}" r="3" fill="currentColor" '
-            f'style="color:{"#1f77b4" if line_class == "expected" else "#9467bd"}"><title>{_e(tip)}</title></circle>'
+            f'<circle cx="{xs[i]:.1f}" cy="{y(mean[i]):.1f}" r="3" '
+            f'fill="{EXPECTED_COLOR if line_class == "expected" else BACKLOG_COLOR}"><title>{_e(tip)}</title></circle>'
         )
     legend = f"{label} (line), 80% band (shaded)" + (f", {extra_label} (dashed)" if extra is not None else "")
     parts.append(f'<text x="{MARGIN_LEFT}" y="{HEIGHT - 6}">{_e(legend)}</text>')
@@ -197,7 +234,8 @@ def _calibration_chart(calibration: pd.DataFrame, departments: list[str]) -> str
 
     parts = [
         f'<svg class="chart calibration-chart" viewBox="0 0 {size} {size}" width="{size}" height="{size}" '
-        'role="img" aria-label="calibration">',
+        'role="img" aria-label="calibration: observed share at or below P10, P50 and P90 per department; '
+        'numbers in the table below">',
         f'<line class="diagonal" x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(1)}"/>',
         f'<line class="axis" x1="{px(0)}" y1="{py(0)}" x2="{px(1)}" y2="{py(0)}"/>',
         f'<line class="axis" x1="{px(0)}" y1="{py(0)}" x2="{px(0)}" y2="{py(1)}"/>',
@@ -224,16 +262,67 @@ def _calibration_chart(calibration: pd.DataFrame, departments: list[str]) -> str
         parts.append("</g>")
     parts.append("</svg>")
     legend = "".join(
-        f'<span data-department="{_e("*" if n == "All departments" else n)}" style="color:{COLORS[i % len(COLORS)]}">'
-        f"&#9632; {_e(n)} </span>"
+        f'<li data-department="{_e("*" if n == "All departments" else n)}">'
+        f'<svg class="swatch" width="14" height="10" aria-hidden="true"><rect width="14" height="10" '
+        f'fill="{COLORS[i % len(COLORS)]}"/></svg> {_e(n)}</li>'
         for i, n in enumerate(names)
     )
-    return "".join(parts) + f'<div class="note">{legend}</div>'
+    observed = calibration.pivot_table(index="department", columns="nominal", values="observed", sort=False)
+    counts = calibration.groupby("department", sort=False)["n"].max()
+    rows = "".join(
+        f'<tr><th scope="row" class="l">{_e(name)}</th><td>{_fmt(counts.get(name), 0)}</td>'
+        + "".join(f"<td>{_pct(observed.at[name, level])}</td>" for level in (0.1, 0.5, 0.9) if level in observed)
+        + "</tr>"
+        for name in names
+        if name in observed.index
+    )
+    table = (
+        '<table><thead><tr><th scope="col" class="l">department</th><th scope="col">resolved</th>'
+        '<th scope="col">at or below P10</th><th scope="col">at or below P50</th><th scope="col">at or below P90</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table>"
+    )
+    return (
+        "".join(parts)
+        + f'<ul class="legend">{legend}</ul>'
+        + f"<details><summary>Numbers behind the calibration chart</summary>{table}</details>"
+    )
+
+
+def _chart_numbers(department: str, part: pd.DataFrame) -> str:
+    """The table behind one department's two charts (their text alternative), folded under them."""
+    rows = "".join(
+        f'<tr><th scope="row" class="l">{_e(r.date)}</th><td>{_fmt(r.expected_closures)}</td><td>{_fmt(r.low)}</td>'
+        f"<td>{_fmt(r.high)}</td><td>{_fmt(r.expected_intake)}</td><td>{_fmt(r.projected_backlog, 0)}</td>"
+        f"<td>{_fmt(r.backlog_low, 0)}</td><td>{_fmt(r.backlog_high, 0)}</td></tr>"
+        for r in part.itertuples()
+    )
+    head = "".join(
+        f'<th scope="col"{" class=l" if h == "date" else ""}>{h}</th>'
+        for h in (
+            "date",
+            "expected closures",
+            "closures 80% low",
+            "closures 80% high",
+            "expected intake",
+            "projected backlog",
+            "backlog 80% low",
+            "backlog 80% high",
+        )
+    )
+    return (
+        f"<details><summary>Numbers behind the {_e(department)} charts</summary>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table></details>"
+    )
+
+
+def _region(label: str, content: str) -> str:
+    """A scrolling box a keyboard can reach (focusable, named): WCAG 2.1.1 for overflowing tables."""
+    return f'<div class="scroll" tabindex="0" role="region" aria-label="{_e(label)}">{content}</div>'
 
 
 def _table(frame: pd.DataFrame, columns: list[tuple[str, str, str]], department_column: str | None = None) -> str:
     """An HTML table; columns are (field, header, format) with format in {"text", "int", "num", "pct", "days"}."""
-    head = "".join(f'<th class="{"l" if f == "text" else ""}">{_e(h)}</th>' for _, h, f in columns)
+    head = "".join(f'<th scope="col" class="{"l" if f == "text" else ""}">{_e(h)}</th>' for _, h, f in columns)
     body = []
     for _, row in frame.iterrows():
         cells = []
@@ -257,19 +346,18 @@ def _district_table(frame: pd.DataFrame) -> str:
     top = float(np.nanmax(frame[["median_actual_days", "median_predicted_days"]].to_numpy())) if len(frame) else 1.0
     top = top if np.isfinite(top) and top > 0 else 1.0
     rows = []
-    for _, row in frame.sort_values("council_district", key=_natural_key).iterrows():
+    for _, row in frame.sort_values("council_district", key=natural_key).iterrows():
         actual, predicted = row["median_actual_days"], row["median_predicted_days"]
         actual_px = 120 * actual / top if np.isfinite(actual) else 0.0
         predicted_px = 120 * predicted / top if np.isfinite(predicted) else 0.0
         bars = (
-            f'<span class="bar actual" style="width:{actual_px:.0f}px" '
-            f'title="median actual {_fmt(actual, 2)} days"></span><br>'
-            f'<span class="bar predicted" style="width:{predicted_px:.0f}px" '
-            f'title="median predicted {_fmt(predicted, 2)} days"></span>'
+            f'<svg class="bars" width="122" height="20" aria-hidden="true">'
+            f'<rect y="1" width="{actual_px:.0f}" height="8" fill="{EXPECTED_COLOR}"/>'
+            f'<rect y="11" width="{predicted_px:.0f}" height="8" fill="{INTAKE_COLOR}"/></svg>'
         )
         better = row["mae_hours"] <= row["baseline_mae_hours"]
         rows.append(
-            f'<tr><td class="l">{_e(row["council_district"])}</td><td>{_fmt(row["n"], 0)}</td>'
+            f'<tr><th scope="row" class="l">{_e(row["council_district"])}</th><td>{_fmt(row["n"], 0)}</td>'
             f'<td class="l">{bars}</td><td>{_fmt(actual, 2)}</td><td>{_fmt(predicted, 2)}</td>'
             f'<td class="{"good" if better else "bad"}">{_fmt(row["mae_hours"])}</td>'
             f"<td>{_fmt(row['baseline_mae_hours'])}</td>"
@@ -277,25 +365,27 @@ def _district_table(frame: pd.DataFrame) -> str:
             f"<td>{_fmt(row.get('open_now'), 0)}</td><td>{_fmt(row.get('at_risk_now'), 0)}</td></tr>"
         )
     head = (
-        '<tr><th class="l">district</th><th>resolved</th><th class="l">median days: '
-        '<span style="color:#1f77b4">actual</span> / <span style="color:#ff7f0e">predicted</span></th>'
-        "<th>actual d</th><th>predicted d</th><th>MAE h</th><th>per-type median MAE h</th><th>in P10-P90</th>"
-        "<th>closed by promise</th><th>open now</th><th>at risk</th></tr>"
+        '<tr><th scope="col" class="l">district</th><th scope="col">resolved</th><th scope="col" class="l">'
+        'median days: <span class="key key-actual"></span>actual / <span class="key key-predicted"></span>predicted'
+        '</th><th scope="col">actual d</th><th scope="col">predicted d</th><th scope="col">MAE h</th>'
+        '<th scope="col">per-type median MAE h</th><th scope="col">in P10-P90</th>'
+        '<th scope="col">closed by promise</th><th scope="col">open now</th><th scope="col">at risk</th></tr>'
     )
     return f'<table class="district-table"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
-def _natural_key(values: pd.Series) -> pd.Series:
-    return values.map(lambda v: (0, int(v), "") if str(v).isdigit() else (1, 0, str(v)))
-
-
 def render_report(
-    report: ForecastReport, department: str | None = None, csv_links: bool = True, data_link: str | None = None
+    report: ForecastReport,
+    department: str | None = None,
+    csv_links: bool = True,
+    data_link: str | None = None,
+    promises_by_district: pd.DataFrame | Mapping[str, float] | None = None,
 ) -> str:
     """The whole page for `report`; `department` preselects the filter (None or "" = all departments).
 
     `csv_links` links the CSV files written next to a static page; `data_link` names a URL with the JSON
-    (the service's ``/forecast/departments``)."""
+    (the service's ``/forecast/departments``). `promises_by_district` is the ledger's share of promises kept
+    per council district (see `forecast.districts.with_promises`); without it the map says none are recorded."""
     selected = department or ALL
     departments = report.departments
     forecast = report.department_forecast
@@ -358,7 +448,7 @@ def render_report(
         cards.append(
             f'<div class="card dept" data-department="{_e(name)}"><h3>{_e(name)}</h3>'
             f'<div class="note">open now {open_now}; projected backlog on {_e(dates[-1] if dates else "")}: '
-            f"{end}{week_text}</div>{closures}{backlog}</div>"
+            f"{end}{week_text}</div>{closures}{backlog}{_chart_numbers(name, part)}</div>"
         )
     at_risk = report.at_risk
     shown_risk = at_risk.groupby("department", sort=True, group_keys=False).head(AT_RISK_ROWS_PER_DEPARTMENT)
@@ -421,16 +511,20 @@ def render_report(
     thresholds = "; ".join(f"{_e(t)} {_fmt(d)}" for t, d in threshold_days.items()) or "none"
     thresholds += f"; other types {_fmt(summary.get('at_risk_default_threshold_days'))}"
     districts = _district_table(report.accuracy_by_district)
+    district_maps = render_district_maps(
+        with_promises(report.district_map, promises_by_district), report.district_cells, report.lookback_days
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{_e(title)}</title><link rel="icon" href="data:,"><style>{CSS}</style></head>
 <body data-selected="{_e(selected)}">
-<header><h1>{_e(title)}</h1>
+<header role="banner"><h1>{_e(title)}</h1>
 <p>As of {_e(report.as_of.isoformat())} · next {report.horizon_days} days · accountability over the last
 {report.lookback_days} days · dates in {_e(report.timezone)}</p></header>
 <main>
 <div class="controls"><label for="department-filter">Department: </label>
-<select id="department-filter" name="department">{"".join(options)}</select></div>
+<select id="department-filter" name="department">{"".join(options)}</select>
+<span id="filter-status" class="note" role="status" aria-live="polite"></span></div>
 <div class="kpis">{kpi_html}</div>
 <p class="note">Figures above are city-wide; the department filter applies to the charts and tables below
 (the district and neighborhood tables stay city-wide).</p>
@@ -439,22 +533,24 @@ def render_report(
 age, summed as independent Bernoullis; new requests arrive at the recent same-weekday rate and close along the
 department's curve for new requests). Projected backlog = open now + intake − closures.</p>
 <div class="grid">{"".join(cards)}</div></section>
-<section class="grid"><div class="card"><h3>Calibration</h3>
+<div class="grid"><section class="card"><h2>Calibration</h2>
 <p class="note">Share of requests resolved in the last {report.lookback_days} days that closed at or before their
-predicted P10 / P50 / P90. On the diagonal = honest ranges.</p>{calibration}</div>
-<div class="card"><h3>Accountability by department</h3>
+predicted P10 / P50 / P90. On the diagonal = honest ranges.</p>{calibration}</section>
+<section class="card"><h2>Accountability by department</h2>
 <p class="note">Predicted P50 vs actual for requests resolved in the last {report.lookback_days} days, next to the
 per-type median of the 28 days before each request. "Closed by promise" = closed before
-expected_close_at (created + P50).</p>{by_department}</div></section>
-<section class="card"><h3>Council districts (equity)</h3><div class="scroll">{districts}</div></section>
-<section class="card"><h3>At risk: open requests whose predicted close passes the target ({len(at_risk):,})</h3>
+expected_close_at (created + P50).</p>{_region("Accountability by department", by_department)}</section></div>
+{district_maps}
+<section class="card"><h2>Council districts (accountability)</h2>{_region("Council districts", districts)}</section>
+<section class="card"><h2>At risk: open requests whose predicted close passes the target ({len(at_risk):,})</h2>
 <p class="note">Oldest first; up to {AT_RISK_ROWS_PER_DEPARTMENT} per department here, all in at_risk.csv. Target:
 the city's own where it publishes one, else the type's P90 of recently resolved requests
 (days: {thresholds}).</p>
-<div class="scroll">{risk_table}</div></section>
-<section class="grid"><div class="card"><h3>Accuracy by request type</h3><div class="scroll">{by_type}</div></div>
-<div class="card"><h3>Neighborhoods (equity, busiest {NEIGHBORHOOD_ROWS})</h3>
-<div class="scroll">{neighborhoods}</div></div></section>
+{_region("At-risk requests", risk_table)}</section>
+<div class="grid"><section class="card"><h2>Accuracy by request type</h2>{_region("Accuracy by request type", by_type)}
+</section>
+<section class="card"><h2>Neighborhoods (equity, busiest {NEIGHBORHOOD_ROWS})</h2>
+{_region("Neighborhoods", neighborhoods)}</section></div>
 {links}
 </main>
 <script>{SCRIPT}</script>

@@ -130,15 +130,24 @@ class Dashboard:
             raise UnknownDepartment(department, [str(name) for name in self.report.departments])
         return department
 
-    def html(self, department: str | None = None, refresh: bool = True) -> str:
+    def html(self, department: str | None = None, refresh: bool = True, promises_by_district: Any | None = None) -> str:
         """The page (all departments, the filter preselected to `department` when given).
 
         `refresh=False` renders the report in hand (the service recomputes in the background instead).
+        `promises_by_district` colours the map's second view: the ledger's share of promises kept per council
+        district (a frame with ``council_district`` and ``share_promises_kept``, or a mapping; see
+        ``forecast.districts.with_promises``); without it the map says no promises are recorded yet.
         """
         if refresh:
             self.refresh()
         report = self.report
-        return render_report(report, self.check(department), csv_links=False, data_link=DATA_PATH)
+        return render_report(
+            report,
+            self.check(department),
+            csv_links=False,
+            data_link=DATA_PATH,
+            promises_by_district=promises_by_district,
+        )
 
     def payload(self, department: str | None = None, refresh: bool = True) -> dict[str, Any]:
         """The data behind the page, as JSON-serialisable dicts and lists (one department's rows if given)."""
