@@ -426,6 +426,9 @@ def serve(
     from serving.serve import NoChampion, prepare_and_exec
 
     settings = Settings.from_env().ensure()
+    from eta311.ledger_commands import refuse_outdated_ledger
+
+    refuse_outdated_ledger(settings)  # exit 1 naming `eta311 db upgrade` for a ledger of another schema
     try:
         prepare_and_exec(settings, host=host, port=port, workers=workers, compiled=compile_boosters)
     except NoChampion as error:

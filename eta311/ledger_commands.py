@@ -88,7 +88,79 @@ def sync(
             typer.echo(line)
 
 
+def accountability(
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only requests created on or after this date (YYYY-MM-DD).")
+    ] = None,
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Instant the outcomes are judged at (ISO 8601; default now).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Folder for accountability.json and one CSV per grouping.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+) -> None:
+    """Promised vs actual from the ledger (the estimates residents were given, not re-predictions)."""
+    import pandas as pd
+
+    from ledger.accountability import GROUPS, promises
+    from ledger.accountability import accountability as measure
+
+    try:
+        start = pd.Timestamp(since, tz="UTC") if since else None
+        instant = pd.Timestamp(as_of) if as_of else pd.Timestamp.now(tz="UTC")
+    except ValueError as error:
+        raise _fail(f"--since/--as-of: {error}", 2) from error
+    settings = Settings.from_env().ensure()
+    figures = measure(promises(_open(settings), start), instant)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "accountability.json").write_text(json.dumps(figures, indent=2))
+        for key in GROUPS:
+            pd.DataFrame(figures[key]).to_csv(out / f"{key}.csv", index=False)
+    if as_json:
+        typer.echo(json.dumps(figures, indent=2))
+        return
+    typer.echo(
+        f"{figures['n_promised']} promises, {figures['n_closed']} closed by {figures['as_of']}; "
+        f"{figures['open_late']} open and already late"
+    )
+    if figures["n_closed"]:
+        typer.echo(
+            f"closed by the promised date {figures['share_closed_by_promise']:.1%}, inside the promised range "
+            f"{figures['share_within_range']:.1%}, median lateness {figures['median_lateness_hours']:+.1f} h"
+        )
+    for row in figures["by_department"]:
+        share = row["share_closed_by_promise"]
+        typer.echo(
+            f"  {row['department']:<28} promised {row['n_promised']:>6} closed {row['n_closed']:>6} "
+            f"on time {'-' if share is None else f'{share:.1%}':>6} open late {row['open_late']:>5}"
+        )
+
+
+def refuse_outdated_ledger(settings: Settings) -> None:
+    """Before `eta311 serve`: exit 1 naming `eta311 db upgrade` when the configured ledger has another schema.
+    An unreachable ledger does not stop the service: it estimates, and /readyz says it is not recording."""
+    import logging
+
+    from ledger.store import LedgerError, LedgerOutdated, check_schema, make_engine, redact
+    from serving.recording import configured_url
+
+    url = configured_url()
+    if url is None:
+        return
+    try:
+        check_schema(make_engine(url))
+    except LedgerOutdated as error:
+        raise _fail(str(error)) from error
+    except LedgerError as error:
+        logging.getLogger("eta311").warning("%s; serving without recording until it is back", error)
+        return
+    logging.getLogger("eta311").info("recording estimates in ledger %s", redact(url))
+
+
 def register(app: typer.Typer) -> None:
     """Add the ledger's commands to the `eta311` app."""
     app.add_typer(db_app, name="db")
     app.command("sync")(sync)
+    app.command("accountability")(accountability)

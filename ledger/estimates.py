@@ -81,7 +81,11 @@ def record_estimates(
     engine: Engine, items: list[tuple[Mapping[str, Any], Mapping[str, Any]]], now: dt.datetime
 ) -> tuple[int, int]:
     """Write estimates (and requests new to the ledger) in one transaction; (requests added, estimates)."""
-    request_rows, rows = estimate_rows(items, now)
+    return write_estimates(engine, *estimate_rows(items, now))
+
+
+def write_estimates(engine: Engine, request_rows: list[tuple], rows: list[dict[str, Any]]) -> tuple[int, int]:
+    """Rows from `estimate_rows` in one transaction: requests new to the ledger, then every estimate."""
     if not rows:
         return 0, 0
     with writing(engine) as connection:

@@ -33,6 +33,10 @@ class LedgerError(RuntimeError):
     """The ledger cannot be used: unreachable, not created, or of another schema revision."""
 
 
+class LedgerOutdated(LedgerError):
+    """The ledger is reachable but not at this version's schema revision: `eta311 db upgrade` fixes it."""
+
+
 def database_url(home: Path | str, environ: dict[str, str] | None = None) -> str:
     """ETA311_DATABASE_URL when set, else the embedded SQLite file ETA311_HOME/ledger.db."""
     env = os.environ if environ is None else environ
@@ -119,9 +123,9 @@ def check_schema(engine: Engine) -> str:
         raise LedgerError(f"ledger {redact(str(engine.url))} is unreachable: {_first_line(error)}") from error
     if revision is None:
         detail = "has no ledger tables" if "requests" not in tables else "has no schema revision"
-        raise LedgerError(f"ledger {redact(str(engine.url))} {detail}: {UPGRADE_HINT}")
+        raise LedgerOutdated(f"ledger {redact(str(engine.url))} {detail}: {UPGRADE_HINT}")
     if revision != SCHEMA_REVISION:
-        raise LedgerError(
+        raise LedgerOutdated(
             f"ledger {redact(str(engine.url))} is at schema revision {revision}, this version needs "
             f"{SCHEMA_REVISION}: {UPGRADE_HINT}"
         )

@@ -18,6 +18,7 @@ How the BentoML defaults are bent to the contract, and why:
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import json
 import logging
@@ -37,6 +38,8 @@ from pydantic import ValidationError
 
 from models.compiled import COMPILED_DIR_ENV
 from serving.model_store import BENTO_DEPARTMENT, BENTO_SNAPSHOT, BENTO_TIME_TO_CLOSE
+from serving.ledger_routes import router as ledger_router
+from serving.recording import RECORDER
 from serving.schemas import Estimate, EstimateBatch, EstimateBatchRequest, EstimateRequest
 
 log = logging.getLogger("eta311.service")
@@ -72,6 +75,7 @@ class ServiceState:
             body["load_seconds"] = round(self.ready_seconds, 3)
         if self.dashboard is not None:
             body["dashboard"] = self.dashboard.status
+        body["ledger"] = RECORDER.status()  # whether estimates are being recorded, and why not
         return (200 if ready else 503), body
 
     def count(self, estimates: list[dict[str, Any]]) -> None:
@@ -185,6 +189,7 @@ class GuardMiddleware:
 # --- routes BentoML's @api cannot express (form bodies, GET pages); their OpenAPI merges into /docs.json ---
 
 extras = FastAPI(title="eta311 extras", docs_url=None, redoc_url=None, openapi_url=None)
+extras.include_router(ledger_router)  # POST /events, GET /requests/{request_id}
 
 
 class EstimateResponse(JSONResponse):
@@ -221,8 +226,10 @@ def _estimate_or_raise(rows: list[dict[str, Any]], **options: Any) -> list[dict[
     estimator = STATE.estimator
     if estimator is None:
         raise bentoml.exceptions.ServiceUnavailable(STATE.detail)
-    estimates = estimator.estimate(rows, **options)
+    now = dt.datetime.now(dt.UTC)
+    estimates = estimator.estimate(rows, now, **options)
     STATE.count(estimates)
+    RECORDER.submit(rows, estimates, now)  # recorded by the ledger's writer thread, off the request path
     return estimates
 
 
@@ -545,6 +552,7 @@ class Eta311:
         if STATE.registry_note:
             log.warning("%s", STATE.registry_note)
         STATE.counters = _counters()
+        RECORDER.start()  # the ledger's writer thread, when a ledger is configured (serving.recording)
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_ClientErrorFilter())
         self._loader = threading.Thread(target=self._load, name="eta311-loader", daemon=True)
         self._loader.start()
