@@ -104,7 +104,7 @@ def main() -> None:
                 median = statistics.median(seconds)
                 ratio = f"; {median / reference:.1f}x the reference" if name == "sqlite" else ""
                 print(f"{name} {phase:8s}: median {median:.2f}s = {n / median:,.0f} rows/s{ratio}")
-            seconds, count = _events_seconds(url, changed, args.event_batches)
+            seconds, count = _events_seconds(url, records, args.event_batches)
             print(f"{name} apply_events: {count:,} events in batches of 1,000: {count / seconds:,.0f} events/s")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 

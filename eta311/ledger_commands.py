@@ -71,6 +71,7 @@ def sync(
     """Upsert exports into the ledger by city and request id: read = inserted + updated + unchanged + quarantined."""
     from ingest.adapters import FORMAT_NAMES
     from ingest.files import IngestError
+    from ledger.store import database_errors, describe
     from ledger.sync import sync_files
 
     if format != "auto" and format not in FORMAT_NAMES:
@@ -81,6 +82,8 @@ def sync(
         summary = sync_files(engine, inputs, format, city, progress=not as_json)
     except IngestError as error:
         raise _fail(str(error)) from error
+    except database_errors(engine) as error:
+        raise _fail(f"the ledger refused the sync (nothing was written): {describe(error)}") from error
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:

@@ -132,6 +132,17 @@ def check_schema(engine: Engine) -> str:
     return revision
 
 
+def database_errors(engine: Engine) -> tuple[type[BaseException], ...]:
+    """What a failing database raises: SQLAlchemy's errors, and the driver's own from raw cursors (the bulk
+    writes use the transaction's DBAPI cursor directly)."""
+    return (SQLAlchemyError, engine.dialect.loaded_dbapi.Error)
+
+
+def describe(error: BaseException) -> str:
+    """One line saying what the database said."""
+    return _first_line(error)
+
+
 def _first_line(error: BaseException) -> str:
     text = str(getattr(error, "orig", None) or error)
     return text.splitlines()[0][:300] if text else type(error).__name__

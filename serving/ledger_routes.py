@@ -52,7 +52,9 @@ def _no_ledger() -> JSONResponse | None:
 
 
 def _unavailable(error: Exception) -> JSONResponse:
-    message = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
+    from ledger.store import describe
+
+    message = describe(error)
     log.warning("ledger unavailable: %s", message)
     return JSONResponse({"error": "ledger unavailable", "detail": message}, status_code=503)
 
@@ -71,9 +73,8 @@ def post_events(batch: EventBatchRequest) -> Any:
     """Status changes (status, closed_at, department, updated_at) of requests the ledger knows, or full
     records (with created_at and intake fields) of requests created elsewhere. Applied in order in one
     transaction; an event that changes nothing counts as unchanged, so a replayed batch changes nothing."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from ledger.events import EventError, apply_events
+    from ledger.store import database_errors
 
     refused = _no_ledger()
     if refused is not None:
@@ -83,7 +84,7 @@ def post_events(batch: EventBatchRequest) -> Any:
         counts = apply_events(RECORDER.engine, batch.events, origin="api")
     except EventError as error:
         return JSONResponse({"error": "invalid request", "detail": [error.detail()]}, status_code=400)
-    except SQLAlchemyError as error:
+    except database_errors(RECORDER.engine) as error:
         return _unavailable(error)
     read = len(batch.events)
     return {"read": read, "inserted": counts.inserted, "updated": counts.updated, "unchanged": counts.unchanged} | {
@@ -105,9 +106,8 @@ def get_request(
 ) -> Any:
     """`promise` is the first estimate given for the request; `promise_kept` is whether it closed at or before
     the promised `expected_close_at` (null while open or without a promise)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from ledger.estimates import request_view
+    from ledger.store import database_errors
 
     refused = _no_ledger()
     if refused is not None:
@@ -115,7 +115,7 @@ def get_request(
     RECORDER.flush()
     try:
         view = request_view(RECORDER.engine, city, request_id)
-    except SQLAlchemyError as error:
+    except database_errors(RECORDER.engine) as error:
         return _unavailable(error)
     if view is None:
         return JSONResponse(

@@ -155,10 +155,8 @@ class Recorder:
                 attempt += 1
 
     def _write(self) -> bool:
-        from sqlalchemy.exc import SQLAlchemyError
-
         from ledger.estimates import estimate_rows, write_estimates
-        from ledger.store import redact
+        from ledger.store import database_errors, describe, redact
 
         try:
             request_rows, rows = [], []
@@ -167,9 +165,8 @@ class Recorder:
                 request_rows += more_requests
                 rows += more_rows
             write_estimates(self.engine, request_rows, rows)
-        except SQLAlchemyError as error:
-            message = str(getattr(error, "orig", None) or error).splitlines()[0][:300]
-            self._fail(f"ledger {redact(self.url)}: {message}")
+        except database_errors(self.engine) as error:  # down, read-only, locked: keep the batch, retry
+            self._fail(f"ledger {redact(self.url)}: {describe(error)}")
             return False
         except Exception as error:  # a bug must not kill the writer: say so, drop the batch
             log.exception("could not record estimates")

@@ -72,3 +72,14 @@ def test_a_missing_input_is_a_clear_error(eta_home, tmp_path) -> None:
     _json("db", "upgrade", "--json")
     result = _run("sync", str(tmp_path / "nope.csv"))
     assert result.exit_code == 1 and "nope.csv: no such file" in result.output
+
+
+def test_a_read_only_ledger_is_a_clear_error_and_nothing_is_written(eta_home, tmp_path, monkeypatch) -> None:
+    _json("db", "upgrade", "--json")
+    data = tmp_path / "records.parquet"
+    write_records(synthesize(rows=300, seed=4, start="2024-01-01", days=5), data)
+    monkeypatch.setenv("ETA311_DATABASE_URL", f"sqlite:///file:{eta_home / 'ledger.db'}?mode=ro&uri=true")
+    result = _run("sync", str(data))
+    assert result.exit_code == 1 and "nothing was written" in result.output and "readonly" in result.output
+    monkeypatch.delenv("ETA311_DATABASE_URL")
+    assert _json("sync", str(data), "--json")["unchanged"] == 0  # the refused sync left nothing behind

@@ -198,3 +198,109 @@ def test_the_first_estimate_is_the_promise(ledger_url: str) -> None:  # noqa: F8
 
     apply_events(engine, [{"request_id": "A-1", "status": "closed", "closed_at": "2024-03-12T10:00:00+00:00"}])
     assert request_view(engine, "la", "A-1")["promise_kept"] is True
+
+
+def _answer(request_id: str | None) -> tuple[dict, dict]:
+    import datetime as dt
+
+    created = dt.datetime(2024, 3, 11, 9, 30, tzinfo=dt.UTC)
+    answer = {
+        "expected_close_at": (created + dt.timedelta(hours=30)).isoformat(),
+        "hours": {"p10": 5.0, "p50": 30.0, "p90": 90.0},
+        "p_closed_within": {"1d": 0.3, "3d": 0.7},
+        "department": {"name": "Sanitation", "probability": 0.8},
+        "message": "soon",
+        "model": {"time_to_close_version": "1", "department_version": "1"},
+    }
+    return {"request_id": request_id, "city": "la", "created_at": created}, answer
+
+
+def test_two_writers_on_one_ledger_lose_nothing(ledger_url: str) -> None:  # noqa: F811
+    """Two engines (as two service replicas have), writing the same requests' estimates at once."""
+    import datetime as dt
+    import threading
+
+    from ledger.estimates import record_estimates
+
+    _upgraded(ledger_url)
+    engines = [make_engine(ledger_url), make_engine(ledger_url)]
+    errors: list[BaseException] = []
+
+    def write(engine, writer: int) -> None:
+        try:
+            for batch in range(40):
+                items = [_answer(f"R-{i}") for i in range(batch * 5, batch * 5 + 5)]
+                items += [_answer(f"W{writer}-{batch}")]
+                record_estimates(engine, items, dt.datetime.now(dt.UTC))
+        except BaseException as error:  # noqa: BLE001  (reported below)
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(engine, n)) for n, engine in enumerate(engines)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert _count(engines[0], estimates_table()) == 2 * 40 * 6
+    assert _count(engines[0], requests) == 200 + 80  # shared ids once, each writer's own ids once
+
+
+def estimates_table():
+    from ledger.schema import estimates
+
+    return estimates
+
+
+def test_the_recorder_never_raises_and_says_why_it_is_not_recording(tmp_path) -> None:
+    """A read-only ledger: estimates are still submitted without error; /readyz's status says why."""
+    import datetime as dt
+
+    from serving.recording import Recorder
+
+    path = tmp_path / "ledger.db"
+    _upgraded(f"sqlite:///{path}")
+    recorder = Recorder()
+    recorder.start(f"sqlite:///file:{path}?mode=ro&uri=true")
+    for _ in range(3):
+        recorder.submit(*[[part] for part in _answer("A-1")], dt.datetime.now(dt.UTC))
+    assert recorder.flush(timeout=1.5) is False  # nothing can be written
+    status = recorder.status()
+    assert status["configured"] is True and status["recording"] is False
+    assert "readonly" in status["detail"].replace("-", "").replace(" ", "") and status["pending"] == 3
+
+
+def test_the_recorder_catches_up_when_a_database_comes_back(postgres_server: str) -> None:  # noqa: F811
+    """PostgreSQL goes away mid-run (its database dropped), then comes back: nothing submitted is lost."""
+    import datetime as dt
+    import time
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from serving.recording import Recorder
+    from tests.postgres import fresh_database
+
+    url = fresh_database(postgres_server)
+    _upgraded(url)
+    recorder = Recorder()
+    recorder.start(url)
+    now = dt.datetime.now(dt.UTC)
+    recorder.submit(*[[part] for part in _answer("A-1")], now)
+    assert recorder.flush(timeout=10) and recorder.status()["recording"] is True
+
+    name = make_url(url).database
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+    recorder.submit(*[[part] for part in _answer("A-2")], now)
+    assert recorder.flush(timeout=2) is False
+    assert recorder.status()["recording"] is False and recorder.status()["pending"] == 1
+
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    _upgraded(url)
+    deadline = time.monotonic() + 30
+    while not recorder.flush(timeout=1) and time.monotonic() < deadline:
+        pass
+    assert recorder.status()["recording"] is True and recorder.status()["pending"] == 0
+    assert _count(make_engine(url), estimates_table()) == 1  # the estimate made while it was away
