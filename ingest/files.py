@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from data_checks.rules import first_blocking_reason
 from features.schema import RECORD_COLUMNS, conform
@@ -76,22 +78,43 @@ class IngestResult:
     reconciliation: Reconciliation
 
 
+PARQUET_MAGIC = b"PAR1"
+
+
 def read_raw(path: Path) -> pd.DataFrame:
-    """Read a CSV or JSON export with every value as a string (no type guessing, no lost zeros)."""
+    """Read a CSV, JSON or Parquet file with every value as a string (no type guessing, no lost zeros)."""
     if not path.is_file():
         raise IngestError(f"{path}: no such file")
     suffix = path.suffix.lower()
+    with path.open("rb") as handle:
+        is_parquet = handle.read(len(PARQUET_MAGIC)) == PARQUET_MAGIC
     try:
+        if is_parquet:
+            return _parquet_as_strings(path)
+        if suffix == ".parquet":
+            raise ValueError("not a Parquet file (no PAR1 header)")
         if suffix == ".json":
             with path.open(encoding="utf-8") as handle:
                 payload = json.load(handle)
             if isinstance(payload, dict):  # {"requests": [...]} or similar wrappers
                 payload = next((v for v in payload.values() if isinstance(v, list)), [payload])
+            if not isinstance(payload, list) or not all(isinstance(item, dict) for item in payload):
+                raise ValueError("expected a list of request objects (or an object holding one)")
             frame = pd.DataFrame.from_records([{k: _json_scalar(v) for k, v in item.items()} for item in payload])
             return frame.astype("str") if len(frame) else frame
         return pd.read_csv(path, dtype=str, engine="pyarrow", keep_default_na=False, na_values=[""])
-    except (ValueError, OSError, UnicodeDecodeError) as error:
-        raise IngestError(f"{path}: cannot be read as {suffix.lstrip('.') or 'csv'}: {error}") from error
+    except (ValueError, OSError, UnicodeDecodeError, pa.ArrowException) as error:
+        kind = "parquet" if is_parquet else suffix.lstrip(".") or "csv"
+        raise IngestError(f"{path}: cannot be read as {kind}: {error}") from error
+
+
+def _parquet_as_strings(path: Path) -> pd.DataFrame:
+    """A Parquet file (canonical records, or a city export saved as Parquet) as strings, like a CSV would
+    give: timestamps in ISO 8601 with their offset, numbers as their shortest round-trip text, missing as NA."""
+    frame = pq.read_table(path).to_pandas()
+    return pd.DataFrame(
+        {name: frame[name].astype("str").where(frame[name].notna()) for name in frame.columns}, index=frame.index
+    )
 
 
 def _json_scalar(value: object) -> object:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-FORMAT_NAMES: tuple[str, ...] = ("la", "nyc", "boston", "chicago", "sf", "open311")
+FORMAT_NAMES: tuple[str, ...] = ("la", "nyc", "boston", "chicago", "sf", "open311", "canonical")
 
 
 def adapter(name: str) -> ModuleType:

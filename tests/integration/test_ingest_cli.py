@@ -57,3 +57,112 @@ def test_ingest_fails_clearly_on_unknown_format_and_missing_columns(tmp_path: Pa
     frame.drop(columns=[created]).to_csv(broken, index=False)
     result = invoke("ingest", str(broken), "--out", str(tmp_path / "o.parquet"), "--format", "nyc")
     assert result.exit_code == 1 and "no_created.csv" in result.output and "missing required column" in result.output
+
+
+def _synthetic_records(path: Path, rows: int = 1500) -> pd.DataFrame:
+    from features.schema import write_records
+    from ingest.synth import synthesize
+
+    records = synthesize(rows=rows, seed=3, start="2024-01-01", days=20)
+    write_records(records, path)
+    return read_records(path)
+
+
+def test_ingest_accepts_canonical_parquet_by_the_same_rules(tmp_path: Path, eta_home: Path) -> None:
+    """What `eta311 synth` (or an earlier ingest) wrote goes back through ingest: same checks, same quarantine."""
+    source = tmp_path / "synth.parquet"
+    original = _synthetic_records(source)
+    original.loc[0, "closed_at"] = original.loc[0, "created_at"] - pd.Timedelta(hours=1)
+    from features.schema import write_records
+
+    write_records(original, source)
+    before = digest(source)
+    out = tmp_path / "records.parquet"
+    result = invoke("ingest", str(source), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["files"][0]["format"] == "canonical"
+    assert summary["rows_read"] == len(original) == summary["accepted"] + summary["quarantined"]
+    assert summary["by_reason"]["closed_before_created"] >= 1
+    quarantine = pd.read_parquet(summary["quarantine"])
+    assert 0 in quarantine["source_row"].tolist()
+    assert json.loads(quarantine["raw"].iloc[0])["source_format"] == "synth"  # the earlier provenance is kept
+
+    records = read_records(out)
+    kept = original.drop(index=quarantine["source_row"].tolist()).reset_index(drop=True)
+    values = [c for c in records.columns if c not in ("source_format", "source_file", "source_row")]
+    pd.testing.assert_frame_equal(records[values], kept[values])  # every value read back exactly
+    assert set(records["source_format"]) == {"canonical"} and set(records["source_file"]) == {"synth.parquet"}
+    assert digest(source) == before
+
+    again = tmp_path / "again.parquet"
+    result = invoke("ingest", str(out), "--out", str(again), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout[result.stdout.index("{") :])["quarantined"] == 0
+    pd.testing.assert_frame_equal(read_records(again)[values], records[values])
+
+
+def test_a_city_export_saved_as_parquet_reads_like_its_csv(tmp_path: Path, eta_home: Path) -> None:
+    csv_path = FIXTURES / "nyc" / "nyc311_2013-12-25.csv"
+    parquet_path = tmp_path / "nyc311_2013-12-25.parquet"
+    pd.read_csv(csv_path, dtype=str, keep_default_na=False, na_values=[""]).to_parquet(parquet_path)
+    outs = []
+    for number, path in enumerate((csv_path, parquet_path)):
+        out = tmp_path / f"out{number}.parquet"
+        result = invoke("ingest", str(path), "--out", str(out))
+        assert result.exit_code == 0, result.output
+        outs.append(read_records(out).drop(columns=["source_file"]))
+    pd.testing.assert_frame_equal(*outs)
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, Path]:
+    """Files a user might hand over by mistake."""
+    (tmp_path / "folder").mkdir()
+    files = {
+        "records": tmp_path / "records.parquet",
+        "empty_records": tmp_path / "empty.parquet",
+        "no_status": tmp_path / "no_status.parquet",
+        "fake_parquet": tmp_path / "fake.parquet",
+        "numbers_json": tmp_path / "numbers.json",
+        "targets_list": tmp_path / "targets.json",
+        "folder": tmp_path / "folder",
+    }
+    from features.schema import write_records
+
+    records = _synthetic_records(files["records"], rows=400)
+    write_records(records.iloc[:0], files["empty_records"])
+    records.drop(columns=["status"]).to_parquet(files["no_status"])
+    files["fake_parquet"].write_text("request_id,city\n1,la\n")
+    files["numbers_json"].write_text("[1, 2, 3]")
+    files["targets_list"].write_text('["Graffiti Removal", 3]')
+    return files
+
+
+# (arguments, with {name} standing for a file of _bad_inputs; exit code; words the one-line message holds)
+BAD_INPUTS = [
+    (["snapshot", "{records}", "--as-of", "2000-01-01", "--out", "{folder}/s.parquet"], 1, "no requests created"),
+    (["snapshot", "{records}", "--as-of", "yesterday-ish"], 2, "--as-of"),
+    (["snapshot", "{empty_records}"], 1, "no records (0 rows)"),
+    (["train", "{empty_records}"], 1, "no records (0 rows)"),
+    (["train", "{no_status}"], 1, "missing column(s) status"),
+    (["train", "{records}", "--test-start", "2030-01-01"], 1, "--test-start 2030-01-01"),
+    (["evaluate", "{no_status}"], 1, "missing column(s) status"),
+    (["forecast", "{records}", "--out", "{folder}/f", "--targets", "{targets_list}"], 2, "--targets"),
+    (["forecast", "{empty_records}", "--out", "{folder}/f"], 1, "no records (0 rows)"),
+    (["ingest", "{fake_parquet}", "--out", "{folder}/o.parquet"], 1, "cannot be read as parquet"),
+    (["ingest", "{numbers_json}", "--out", "{folder}/o.parquet"], 1, "list of request objects"),
+    (["ingest", "{records}", "--out", "{folder}"], 2, "cannot write"),
+    (["synth", "--rows", "20", "--days", "2", "--out", "{folder}"], 2, "cannot write"),
+]
+
+
+def test_bad_input_gets_one_line_and_an_exit_code_never_a_traceback(tmp_path: Path, eta_home: Path) -> None:
+    files = {name: str(path) for name, path in _bad_inputs(tmp_path).items()}
+    for arguments, code, words in BAD_INPUTS:
+        args = [a.format(**files) for a in arguments]
+        result = invoke(*args)
+        assert isinstance(result.exception, SystemExit | None), (args, repr(result.exception))
+        assert result.exit_code == code, (args, result.output)
+        errors = [line for line in result.output.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and words in errors[0], (args, result.output)
+        assert "Traceback" not in result.output
