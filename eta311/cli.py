@@ -38,6 +38,7 @@ class InputFormat(StrEnum):
     chicago = "chicago"
     sf = "sf"
     open311 = "open311"
+    canonical = "canonical"
 
 
 class SynthFormat(StrEnum):
@@ -58,7 +59,10 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 @app.command()
 def ingest(
-    inputs: Annotated[list[Path], typer.Argument(help="Raw city exports (CSV or JSON).", show_default=False)],
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(help="Raw city exports (CSV, JSON or Parquet), or canonical records.", show_default=False),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Canonical records Parquet to write.")],
     format: Annotated[InputFormat, typer.Option("--format", help="Input format; auto detects it.")] = InputFormat.auto,
     quarantine: Annotated[
@@ -79,11 +83,14 @@ def ingest(
     except IngestError as error:
         raise _fail(str(error)) from error
     quarantine = quarantine or out.with_name(out.stem + ".quarantine.parquet")
-    write_records(result.records, out)
-    quarantine.parent.mkdir(parents=True, exist_ok=True)
-    result.quarantine.to_parquet(quarantine, index=False)
     summary = result.reconciliation.to_dict() | {"out": str(out), "quarantine": str(quarantine)}
-    out.with_name(out.stem + ".reconciliation.json").write_text(json.dumps(summary, indent=2))
+    try:
+        write_records(result.records, out)
+        quarantine.parent.mkdir(parents=True, exist_ok=True)
+        result.quarantine.to_parquet(quarantine, index=False)
+        out.with_name(out.stem + ".reconciliation.json").write_text(json.dumps(summary, indent=2))
+    except OSError as error:
+        raise _fail(f"cannot write the outputs ({out}, {quarantine}): {error}", 2) from error
     if as_json:
         typer.echo(json.dumps(summary, indent=2))
     else:
@@ -112,10 +119,13 @@ def synth(
     except ValueError as error:
         raise _fail(f"--start: {start!r} is not a YYYY-MM-DD date", 2) from error
     records = synthesize(rows=rows, seed=seed, start=first_day, days=days)
-    if format is SynthFormat.la:
-        write_la_csv(records, out)
-    else:
-        write_records(records, out)
+    try:
+        if format is SynthFormat.la:
+            write_la_csv(records, out)
+        else:
+            write_records(records, out)
+    except OSError as error:
+        raise _fail(f"--out {out}: cannot write: {error}", 2) from error
     typer.echo(f"wrote {len(records)} synthetic requests to {out}")
 
 
@@ -183,14 +193,24 @@ def _tracking(settings: Settings) -> None:
 
 
 def _read(data: Path):
-    from features.schema import read_records
+    """Canonical records from DATA, or exit 1 naming the file: missing, not Parquet, no required column, empty."""
+    import pyarrow.parquet as pq
+
+    from features.schema import REQUIRED_RECORD_COLUMNS, read_records
 
     if not data.is_file():
         raise _fail(f"{data}: no such file")
+    hint = "not a canonical records file (run `eta311 ingest` first)"
     try:
-        return read_records(data)
+        missing = [c for c in REQUIRED_RECORD_COLUMNS if c not in pq.read_schema(data).names]
+        records = None if missing else read_records(data)
     except (KeyError, ValueError, OSError) as error:
-        raise _fail(f"{data}: not a canonical records file (run `eta311 ingest` first): {error}") from error
+        raise _fail(f"{data}: {hint}: {error}") from error
+    if missing:
+        raise _fail(f"{data}: {hint}: missing column(s) {', '.join(missing)}")
+    if records.empty:
+        raise _fail(f"{data}: no records (0 rows)")
+    return records
 
 
 @app.command()
@@ -248,6 +268,9 @@ def _training_report(summary: dict) -> str:
     lines = [f"run id: {summary['run_id']}"]
     lines += [f"{name}: version {version} (alias challenger)" for name, version in summary["versions"].items()]
     lines.append(_evaluation_table(summary["evaluation"]))
+    fallback = summary.get("split", {}).get("fallback")
+    if fallback:
+        lines.append(f"split: the {fallback} boundary is placed by row count (the data has gaps; --test-start chooses)")
     folds = summary.get("backtest", {}).get("folds")
     if folds == []:
         lines.append("backtest: skipped, the data spans too few 28-day windows")
@@ -381,23 +404,32 @@ def snapshot(
 
     settings = Settings.from_env().ensure()
     records = _read(data)
+    try:
+        instant = pd.Timestamp(as_of) if as_of else extraction_time(records)
+    except ValueError as error:
+        raise _fail(f"--as-of: {as_of!r} is not a date or time", 2) from error
+    if instant.tzinfo is None:
+        instant = instant.tz_localize("UTC")
     _tracking(settings)
     try:
         pipeline = FeaturePipeline.from_dict(load_model(TIME_TO_CLOSE, CHAMPION).bundle.pipeline)
     except RegistryError:
         log.warning("no champion registered: the type -> department map is learned from %s", data)
         pipeline = FeaturePipeline().fit(records)
-    instant = pd.Timestamp(as_of) if as_of else extraction_time(records)
-    if instant.tzinfo is None:
-        instant = instant.tz_localize("UTC")
-    table = pipeline.workload_snapshot(records, instant)
-    out = out or settings.snapshots_dir / "latest.parquet"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_parquet(out, index=False)
     from forecast.departments import default_as_of, write_forecast_inputs
+    from models.files import LATEST_SNAPSHOT_FILE
 
-    # Without --as-of: the latest created_at, as `eta311 forecast` defaults to (the dashboard shows its numbers).
-    write_forecast_inputs(records, instant if as_of else default_as_of(records), out.parent, pipeline)
+    out = out or settings.snapshots_dir / LATEST_SNAPSHOT_FILE
+    try:
+        table = pipeline.workload_snapshot(records, instant)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        table.to_parquet(out, index=False)
+        # Without --as-of: the latest created_at, as `eta311 forecast` defaults to (the dashboard shows it).
+        write_forecast_inputs(records, instant if as_of else default_as_of(records), out.parent, pipeline)
+    except ValueError as error:
+        raise _fail(f"{data}: {error}") from error
+    except OSError as error:
+        raise _fail(f"--out {out}: cannot write: {error}", 2) from error
     typer.echo(f"wrote workload snapshot as of {instant.isoformat()} ({len(table)} keys) to {out}")
 
 
@@ -435,6 +467,17 @@ def serve(
         raise _fail(str(error)) from error
 
 
+def _read_targets(path: Path) -> dict[str, float]:
+    """`--targets`: a JSON object of request type -> days (a positive number)."""
+    payload = json.loads(path.read_text())
+    if not isinstance(payload, dict):
+        raise ValueError(f"expected a JSON object {{request type: days}}, got {type(payload).__name__}")
+    bad = [k for k, v in payload.items() if isinstance(v, bool) or not isinstance(v, int | float) or v <= 0]
+    if bad:
+        raise ValueError(f"days must be positive numbers; not for {', '.join(map(repr, bad[:5]))}")
+    return {str(k): float(v) for k, v in payload.items()}
+
+
 @app.command()
 def forecast(
     data: Annotated[Path, typer.Argument(help="Canonical records Parquet (history up to as-of).", show_default=False)],
@@ -468,9 +511,9 @@ def forecast(
     except ValueError as error:
         raise _fail(f"--as-of: {as_of!r} is not a date or time", 2) from error
     try:
-        thresholds = json.loads(targets.read_text()) if targets else None
+        thresholds = _read_targets(targets) if targets else None
     except (OSError, ValueError) as error:
-        raise _fail(f"--targets: {error}", 2) from error
+        raise _fail(f"--targets {targets}: {error}", 2) from error
     _tracking(settings)
     try:
         time_model = load_model(TIME_TO_CLOSE, alias.value)
@@ -485,7 +528,10 @@ def forecast(
         )
     except ValueError as error:
         raise _fail(f"{data}: {error}") from error
-    page = report.write(out)
+    try:
+        page = report.write(out)
+    except OSError as error:
+        raise _fail(f"--out {out}: cannot write the report: {error}", 2) from error
     run_id = os.environ.get("MLFLOW_RUN_ID")
     if run_id:  # under `mlflow run`: attach the report to the project's run without ending it
         from models.registry import client
