@@ -20,6 +20,12 @@ Compiling takes time (34 s on two cores for the production champions) and its ou
 to this CPU, so objects are cached under `ETA311_HOME/compiled`, named by a hash of the booster text, the
 lleaves and llvmlite versions and the host CPU. `eta311 promote` and `eta311 serve` fill the cache; the
 service only loads from it (a worker never compiles).
+
+Loading an object runs its code, so the cache is trusted only as far as it can be checked: the compiler
+records the sha256 of each object and text it writes (`KEY.sha256`, written last), and `load_compiled`
+refuses (LightGBM then predicts) an object whose digest differs, or whose file or folder another user could
+have written (not owned by this user, or group- or world-writable). A same-user writer is out of reach of
+any check: it could change the service's code as well.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -49,6 +56,58 @@ THREADED_ROWS = 512  # batches at least this large are split across PREDICT_THRE
 PREDICT_THREADS = 2
 PROBE_ROWS = 256  # random rows (within each feature's training range) the compiled code is checked on
 _PATCH_LOCK = threading.Lock()
+
+
+class CompiledRefused(ValueError):
+    """A cached compiled booster that must not be loaded (its digest or its permissions are wrong)."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _digest_file(obj: Path) -> Path:
+    return obj.with_suffix(".sha256")
+
+
+def _record_digests(obj: Path, text: Path) -> None:
+    """Write KEY.sha256 (atomically, after the object and text): an object without it is not compiled."""
+    record = _digest_file(obj)
+    partial = record.with_name(f"{record.name}.{os.getpid()}.{threading.get_ident()}.partial")
+    partial.write_text(json.dumps({"object": _sha256(obj), "text": _sha256(text)}))
+    os.replace(partial, record)
+
+
+def _writable_by_others(path: Path) -> str | None:
+    info = path.stat()
+    if info.st_uid != os.getuid():
+        return f"{path.name} is owned by uid {info.st_uid}, not this user"
+    if info.st_mode & 0o022:
+        return f"{path.name} is writable by group or others (mode {info.st_mode & 0o777:o})"
+    return None
+
+
+def verify_cached(obj: Path, text: Path) -> None:
+    """Raise `CompiledRefused` naming the file unless `obj` and `text` are as the compiler recorded them and
+    only this user could have written them (see the module docstring)."""
+    record = _digest_file(obj)
+    if not record.is_file():
+        raise CompiledRefused(f"{obj.name}: no digest recorded by the compiler ({record.name} missing)")
+    for path in (obj.parent, obj, text, record):
+        problem = _writable_by_others(path)
+        if problem:
+            raise CompiledRefused(f"{obj.name}: {problem}")
+    try:
+        expected = json.loads(record.read_text())
+    except ValueError as error:
+        raise CompiledRefused(f"{record.name}: unreadable digest record ({error})") from error
+    for kind, path in (("object", obj), ("text", text)):
+        actual = _sha256(path)
+        if actual != expected.get(kind):
+            raise CompiledRefused(
+                f"{path.name}: sha256 {actual[:16]} ({path.stat().st_size} bytes) is not "
+                f"{str(expected.get(kind))[:16]} recorded by the compiler"
+            )
 
 
 def available() -> bool:
@@ -193,12 +252,12 @@ def compile_booster(model_file: str | Path, cache_dir: str | Path, target: str |
     from lleaves.compiler.codegen import gen_forest
 
     model_file, cache_dir = Path(model_file), Path(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     data = model_file.read_bytes()
     target = target or host_target()
     key = cache_key(data, target)
     obj, text = cache_dir / f"{key}.o", cache_dir / f"{key}.txt"
-    if obj.is_file() and text.is_file():
+    if obj.is_file() and text.is_file() and _digest_file(obj).is_file():
         return obj
     partial = f".{os.getpid()}.{threading.get_ident()}.partial"
     text_tmp, obj_tmp = text.with_name(text.name + partial), obj.with_name(obj.name + partial)
@@ -226,9 +285,10 @@ def compile_booster(model_file: str | Path, cache_dir: str | Path, target: str |
         module.data_layout = str(engine.target_data)
         engine.set_object_cache(notify_func=lambda _, buffer: obj_tmp.write_bytes(buffer))
         engine.finalize_object()
-        # The text first: an object without its text is never taken as compiled.
+        # The text first, the digests last: an object without both is never taken as compiled.
         os.replace(text_tmp, text)
         os.replace(obj_tmp, obj)
+        _record_digests(obj, text)
     finally:
         text_tmp.unlink(missing_ok=True)
         obj_tmp.unlink(missing_ok=True)
@@ -264,7 +324,7 @@ def ensure_compiled(bundle_dirs: Iterable[str | Path], cache_dir: str | Path, jo
     target = host_target()
     cache_dir = Path(cache_dir)
     files = [path for folder in bundle_dirs for path in booster_files(folder).values()]
-    missing = [path for path in files if not (cache_dir / f"{cache_key(path.read_bytes(), target)}.o").is_file()]
+    missing = [path for path in files if not (cache_dir / f"{cache_key(path.read_bytes(), target)}.sha256").is_file()]
     missing.sort(key=lambda path: path.stat().st_size, reverse=True)
     if missing:
         log.info("compiling %d booster(s) for this CPU (one-off; cached in %s)", len(missing), cache_dir)
@@ -360,13 +420,16 @@ def probe_matrix(booster: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndar
 
 
 def load_compiled(model_file: str | Path, cache_dir: str | Path, target: str | None = None) -> CompiledPredict | None:
-    """The cached compiled booster for `model_file`, or None when it was not compiled for this CPU."""
+    """The cached compiled booster for `model_file`, or None when it was not compiled for this CPU.
+
+    Raises `CompiledRefused` when the cached files fail `verify_cached` (checked before lleaves sees them)."""
     import lleaves
 
     key = cache_key(Path(model_file).read_bytes(), target or host_target())
     obj, text = Path(cache_dir) / f"{key}.o", Path(cache_dir) / f"{key}.txt"
     if not (obj.is_file() and text.is_file()):
         return None
+    verify_cached(obj, text)
     model = lleaves.Model(model_file=str(text))
     model.compile(cache=str(obj), raw_score=True)
     return CompiledPredict(model)
@@ -394,6 +457,10 @@ def attach_compiled(bundle: Any, bundle_dir: str | Path, cache_dir: str | Path) 
                 log.warning("compiled %s booster %s differs from LightGBM: predicting with LightGBM", bundle.kind, name)
                 return False
             compiled[name] = predict
+    except CompiledRefused as error:  # damaged or foreign: never loaded; LightGBM predicts the same numbers
+        log.error("refusing the compiled %s booster %s (%s): predicting with LightGBM", bundle.kind, name, error)
+        bundle.cache["compiled_refused"] = str(error)
+        return False
     except Exception:  # a broken cache or compiler must never stop predictions: LightGBM is always there
         log.warning("could not load compiled boosters: predicting with LightGBM", exc_info=True)
         return False

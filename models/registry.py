@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,25 @@ DEPARTMENT = "eta311-department"
 REGISTERED_MODELS = (TIME_TO_CLOSE, DEPARTMENT)
 EXPERIMENT = "eta311"
 CHAMPION, CHALLENGER, PREVIOUS = "champion", "challenger", "previous"
+
+
+# The user-info part of any URL in a text: `scheme://user:password@host` -> `scheme://***@host`.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]+@")
+
+
+def redact(text: str) -> str:
+    """`text` with the credentials of every URL in it replaced by `***` (tracking URIs such as
+    `http://user:password@host` reach logs, /readyz and error messages; their secrets must not)."""
+    return _USERINFO.sub(r"\g<scheme>***@", text)
+
+
+def local_store_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` tracking URI (None for any other store). MLflow creates a
+    missing file on first use, so callers that must not create one check it first."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///") :].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
 
 
 class RegistryError(RuntimeError):

@@ -6,6 +6,11 @@
 import is skipped when the latest BentoML version already holds the same registry version (same run), so
 restarting the server does not grow the store; a rollback imports the older version again as the latest.
 
+Every import records the sha256 of each file it stores (the model's `sha256` metadata); the workers check
+the files against it before any of them reaches LightGBM's parser, which can crash the process on a damaged
+file (a truncated booster made the workers restart in a loop). A model imported without digests (an older
+eta311) is imported again on the next start that reaches the registry.
+
 BENTOML_HOME must point at the store before `bentoml` is first imported (the CLI sets it).
 """
 
@@ -26,6 +31,7 @@ BENTO_TIME_TO_CLOSE = "eta311-time-to-close"
 BENTO_DEPARTMENT = "eta311-department"
 BENTO_SNAPSHOT = "eta311-workload-snapshot"
 BENTO_NAMES = {TIME_TO_CLOSE: BENTO_TIME_TO_CLOSE, DEPARTMENT: BENTO_DEPARTMENT}
+DIGESTS = "sha256"  # metadata key: {file path relative to the model folder: sha256 hex digest}
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,48 @@ def _latest(name: str):
         return None
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """The sha256 of every file under `folder`, by POSIX path relative to it."""
+    return {p.relative_to(folder).as_posix(): _sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def digest_problems(folder: Path, recorded: dict[str, str] | None) -> list[tuple[str, str]]:
+    """(file, reason) for each file of a stored model that is missing or differs from the digest recorded at
+    import; every file when none were recorded. Empty when all match."""
+    if not recorded:
+        return [("*", "no file digests were recorded at import (an older eta311): import it again")]
+    problems = []
+    for name, expected in sorted(recorded.items()):
+        path = folder / name
+        if not path.is_file():
+            problems.append((name, "missing"))
+            continue
+        actual = _sha256(path)
+        if actual != expected:
+            size = path.stat().st_size
+            problems.append((name, f"sha256 {actual[:16]} ({size} bytes) is not {expected[:16]} recorded at import"))
+    return problems
+
+
+def stored_problems(model) -> list[str]:
+    """'TAG/FILE: reason' for each damaged file of a stored BentoML model (empty when it is intact). Names
+    the file by its place in the store, not its absolute path (this goes to the unauthenticated /readyz)."""
+    recorded = model.info.metadata.get(DIGESTS)
+    return [f"{model.tag}/{name}: {reason}" for name, reason in digest_problems(Path(model.path), recorded)]
+
+
+def _has_digests(model) -> bool:
+    return bool(model.info.metadata.get(DIGESTS))
+
+
 def import_model(model: LoadedModel) -> str:
     """Copy a champion's bundle into the BentoML store (unless the latest version is the same); its tag."""
     import bentoml
@@ -64,11 +112,13 @@ def import_model(model: LoadedModel) -> str:
         latest is not None
         and latest.info.labels.get("run_id") == model.run_id
         and (latest.info.labels.get("registry_version") == str(model.version))
+        and _has_digests(latest)
     ):
         log.info("%s version %s already imported as %s", model.name, model.version, latest.tag)
         return str(latest.tag)
     source = bundle_folder(model.path)
-    with bentoml.models.create(name, labels=labels, metadata={"kind": model.bundle.kind}) as stored:
+    metadata = {"kind": model.bundle.kind, DIGESTS: file_digests(source)}
+    with bentoml.models.create(name, labels=labels, metadata=metadata) as stored:
         shutil.copytree(source, stored.path, dirs_exist_ok=True)
     log.info("imported %s version %s into the BentoML store as %s", model.name, model.version, stored.tag)
     return str(stored.tag)
@@ -78,11 +128,13 @@ def import_snapshot(path: Path) -> str:
     """Store a workload snapshot Parquet file as a BentoML model (skipped when the content is unchanged)."""
     import bentoml
 
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    full = _sha256(path)
+    digest = full[:16]
     latest = _latest(BENTO_SNAPSHOT)
-    if latest is not None and latest.info.labels.get("sha256") == digest:
+    if latest is not None and latest.info.labels.get("sha256") == digest and _has_digests(latest):
         return str(latest.tag)
-    with bentoml.models.create(BENTO_SNAPSHOT, labels={"sha256": digest, "source": path.name}) as stored:
+    labels, metadata = {"sha256": digest, "source": path.name}, {DIGESTS: {SNAPSHOT_FILE: full}}
+    with bentoml.models.create(BENTO_SNAPSHOT, labels=labels, metadata=metadata) as stored:
         shutil.copyfile(path, Path(stored.path) / SNAPSHOT_FILE)
     log.info("imported workload snapshot %s as %s", path, stored.tag)
     return str(stored.tag)
@@ -104,6 +156,7 @@ def _already_imported(name: str) -> str | None:
         latest is not None
         and latest.info.labels.get("registry_version") == str(version.version)
         and latest.info.labels.get("run_id") == version.run_id
+        and _has_digests(latest)
     ):
         log.info("%s version %s already imported as %s", name, version.version, latest.tag)
         return str(latest.tag)

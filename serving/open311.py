@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from features.schema import CITIES, MAX_DESCRIPTION_CHARS
-from serving.schemas import EstimateRequest, plausible_created_at
+from serving.schemas import EstimateRequest, not_a_boolean, not_a_number, plausible_created_at
 
 _ZIP_AT_END = re.compile(r"\b(\d{5})(?:-\d{4})?\s*$")
 # Intake field -> the Open311 field a client sent it as (to name the right field in a 400).
@@ -60,6 +60,16 @@ class Open311Request(BaseModel):
     @classmethod
     def _plausible_time(cls, value: AwareDatetime | None) -> AwareDatetime | None:
         return plausible_created_at(value)
+
+    @field_validator("requested_datetime", mode="before")
+    @classmethod
+    def _time_is_text(cls, value: Any) -> Any:
+        return not_a_number(value)
+
+    @field_validator("lat", "long", mode="before")
+    @classmethod
+    def _coordinate_is_number(cls, value: Any) -> Any:
+        return not_a_boolean(value)
 
 
 class Open311Response(BaseModel):

@@ -10,6 +10,7 @@ describes exactly what a client receives.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -20,6 +21,20 @@ MAX_BATCH = 1000
 MAX_FUTURE = dt.timedelta(days=1)
 # No city's open data goes back further; earlier values are typos (e.g. year 0024), not history.
 EARLIEST_CREATED_AT = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+
+
+def not_a_boolean(value: Any) -> Any:
+    """JSON `true` is not a coordinate (pydantic would read it as 1.0)."""
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not a boolean")
+    return value
+
+
+def not_a_number(value: Any) -> Any:
+    """A timestamp must say its UTC offset: a bare number (pydantic would read Unix seconds) does not."""
+    if isinstance(value, int | float):
+        raise ValueError("must be an ISO 8601 date-time string with a UTC offset, not a number")
+    return value
 
 
 def plausible_created_at(value: dt.datetime | None) -> dt.datetime | None:
@@ -59,6 +74,16 @@ class EstimateRequest(IntakeRequest):
     @classmethod
     def _plausible_time(cls, value: dt.datetime | None) -> dt.datetime | None:
         return plausible_created_at(value)
+
+    @field_validator("created_at", mode="before")
+    @classmethod
+    def _time_is_text(cls, value: Any) -> Any:
+        return not_a_number(value)
+
+    @field_validator("latitude", "longitude", mode="before")
+    @classmethod
+    def _coordinate_is_number(cls, value: Any) -> Any:
+        return not_a_boolean(value)
 
 
 class EstimateBatchRequest(BaseModel):

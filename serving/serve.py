@@ -2,8 +2,8 @@
 
 Order matters: BENTOML_HOME is set before `bentoml` is imported (its model store is fixed at first use),
 MLflow retries are capped so an unreachable tracking server is noticed in seconds rather than minutes, and
-the process finally `exec`s `bentoml serve`, so signals (Ctrl-C, a supervisor's SIGTERM) reach the server
-directly and no idle parent stays behind.
+the process finally `exec`s `bentoml serve` (through `serving.control`), so signals (Ctrl-C, a
+supervisor's SIGTERM) reach the server directly and no idle parent stays behind.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from models.compiled import COMPILED_DIR_ENV
-from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, RegistryError
+from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, RegistryError, local_store_path, redact
 from serving.model_store import Imported
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,20 @@ class NoChampion(RuntimeError):
     """There is nothing to serve: no champion in the registry (or none imported while it is unreachable)."""
 
 
-def _reachable() -> None:
-    """Raise if the tracking store cannot be queried (a cheap call that needs no registered model)."""
+class StoreMissing(RuntimeError):
+    """The local tracking database does not exist (MLflow would create an empty one)."""
+
+
+def _reachable(uri: str) -> None:
+    """Raise if the tracking store cannot be queried (a cheap call that needs no registered model).
+
+    A `sqlite:///` store whose file is missing raises `StoreMissing` before MLflow is asked: MLflow would
+    create an empty database, which looks reachable, has no champion, and stays behind."""
     from models.registry import client
 
+    local = local_store_path(uri)
+    if local is not None and not local.is_file():
+        raise StoreMissing(f"{local.name} does not exist in {local.parent}")
     client().search_registered_models(max_results=1)
 
 
@@ -108,19 +118,21 @@ def prepare(
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     uri = settings.tracking_uri
+    shown = redact(uri)  # what logs and /readyz may say: no user:password
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     try:
-        _reachable()
+        _reachable(uri)
     except Exception as error:  # any failure to talk to the store means: serve what we have
         last = last_imported()
-        reason = str(error).splitlines()[0][:300] if str(error) else type(error).__name__
+        reason = redact(str(error).splitlines()[0][:300]) if str(error) else type(error).__name__
+        state = "missing" if isinstance(error, StoreMissing) else "unreachable"
         if last is None:
             raise NoChampion(
-                f"tracking store {uri} is unreachable ({reason}) and no models were imported before; {NO_CHAMPION}"
+                f"tracking store {shown} is {state} ({reason}) and no models were imported before; {NO_CHAMPION}"
             ) from error
         note = (
-            f"tracking store {uri} unreachable ({reason}); serving the last imported models "
+            f"tracking store {shown} {state} ({reason}); serving the last imported models "
             f"{last.time_to_close_tag} and {last.department_tag}"
         )
         log.warning("%s", note)
@@ -143,7 +155,7 @@ def server_command(host: str, port: int) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "bentoml",
+        "serving.control",  # `bentoml serve` with the process manager on owner-only sockets
         "serve",
         SERVICE_IMPORT,
         "--host",
@@ -155,8 +167,16 @@ def server_command(host: str, port: int) -> list[str]:
     ]
 
 
+# The workers serve from the BentoML store and never talk to the registry: its credentials stay out of their
+# environment (which the process manager can list).
+_REGISTRY_SECRETS = frozenset(
+    f"MLFLOW_{name}"
+    for name in ("TRACKING_URI", "REGISTRY_URI", "TRACKING_USERNAME", "TRACKING_PASSWORD", "TRACKING_TOKEN")
+)
+
+
 def server_env(settings: ServeSettings, workers: int, note: str | None, compiled: bool = True) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {key: value for key, value in os.environ.items() if key not in _REGISTRY_SECRETS}
     if compiled:
         env[COMPILED_DIR_ENV] = str(settings.compiled_dir)  # the workers load compiled boosters from here
     else:

@@ -7,9 +7,11 @@ scope, so `bentoml build` packages them into the Bento.
 How the BentoML defaults are bent to the contract, and why:
 - Models load in a background thread, so the server answers at once and `/readyz` can say 503 (with what
   it is waiting for) until the estimator is ready; a request before that gets 503, never a 500.
-- `GuardMiddleware` answers 413 for bodies over 1 MiB before any parsing (BentoML has no limit), 415 for a
-  non-JSON body on the JSON endpoints (BentoML would try a multipart parse and could fail with a 500), and
-  serves `/readyz` as JSON with its detail (models, snapshot, and whether the registry was unreachable).
+- `serving.guard.GuardMiddleware` answers 413 for bodies over 1 MiB before any parsing (BentoML has no
+  limit), 415 for anything but one `application/json` Content-Type on the JSON endpoints (BentoML would try
+  a multipart parse and could fail with a 500), and serves `/readyz` as JSON with its detail (models,
+  snapshot, and whether the registry was unreachable); BentoML's HTTP metrics are labelled by route
+  template, so unknown paths cannot grow `/metrics`.
 - `/docs.json` is BentoML's own OpenAPI document with every status the service can answer added
   (BentoML lists only 400/404/500 and 200 for the probes).
 - Invalid JSON bodies are refused by pydantic with 400 and the field at fault (BentoML's behaviour); the
@@ -37,19 +39,17 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import ValidationError
 
 from models.compiled import COMPILED_DIR_ENV
-from serving.model_store import BENTO_DEPARTMENT, BENTO_SNAPSHOT, BENTO_TIME_TO_CLOSE
+from serving.guard import JSON_ENDPOINTS, GuardMiddleware, install_route_labels
 from serving.ledger_routes import router as ledger_router
+from serving.model_store import BENTO_DEPARTMENT, BENTO_SNAPSHOT, BENTO_TIME_TO_CLOSE
 from serving.recording import RECORDER
 from serving.schemas import Estimate, EstimateBatch, EstimateBatchRequest, EstimateRequest
 
 log = logging.getLogger("eta311.service")
 
-MAX_BODY_BYTES = 1024 * 1024
 REGISTRY_NOTE_ENV = "ETA311_REGISTRY_NOTE"
 REBALANCE_BATCH = 100  # batches at least this large close their connection (see Eta311.estimate_batch)
 SNAPSHOTS_DIR_ENV = "ETA311_SNAPSHOTS_DIR"
-JSON_ENDPOINTS = frozenset({"/estimate", "/estimate_batch"})
-MODEL_ENDPOINTS = JSON_ENDPOINTS | {"/open311/estimate"}
 
 
 @dataclass
@@ -64,11 +64,18 @@ class ServiceState:
     dashboard: Any | None = None  # serving.dashboard.DashboardSlot, created by the loading thread
     dashboard_error: str | None = None  # why there will be no dashboard slot at all
     counters: dict[str, Any] = field(default_factory=dict)
+    damaged: list[str] = field(default_factory=list)  # "model tag/file: reason", never handed to LightGBM
+
+    pool_ready: bool = False  # every worker of the first start has loaded (serving.workers); then stays True
 
     def readiness(self) -> tuple[int, dict[str, Any]]:
-        """Ready once the estimator is loaded; the dashboard's status is reported but never waited for."""
-        ready = self.estimator is not None
-        body: dict[str, Any] = {"ready": ready, "detail": self.detail, "models": self.models}
+        """Ready once the estimator is loaded here and, at the first start, in every worker (any of them may
+        take the next request); the dashboard's status is reported but never waited for."""
+        ready = self.estimator is not None and self._every_worker_ready()
+        detail = self.detail if ready or self.estimator is None else "waiting for the other workers to load"
+        body: dict[str, Any] = {"ready": ready, "detail": detail, "models": self.models}
+        if self.damaged:
+            body["damaged_files"] = self.damaged
         if self.registry_note:
             body["registry"] = self.registry_note
         if self.ready_seconds is not None:
@@ -77,6 +84,14 @@ class ServiceState:
             body["dashboard"] = self.dashboard.status
         body["ledger"] = RECORDER.status()  # whether estimates are being recorded, and why not
         return (200 if ready else 503), body
+
+    def _every_worker_ready(self) -> bool:
+        from serving.workers import expected_workers, ready_workers, run_dir
+
+        folder = run_dir()
+        if not self.pool_ready and (folder is None or len(ready_workers(folder)) >= expected_workers()):
+            self.pool_ready = True
+        return self.pool_ready
 
     def count(self, estimates: list[dict[str, Any]]) -> None:
         """Prometheus counters per predicted department and per warning kind."""
@@ -115,75 +130,6 @@ def _counters() -> dict[str, Any]:
 
 
 _COUNTERS: dict[str, Any] = {}
-
-
-async def _send_json(send: Any, status: int, body: Any) -> None:
-    payload = json.dumps(body).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": payload})
-
-
-def _error_body(path: str, status: int, message: str, detail: str | None = None) -> Any:
-    """The error shape of the endpoint: a GeoReport error list for Open311, {error, detail} elsewhere."""
-    if path.startswith("/open311/"):
-        return [{"code": status, "description": f"{message}: {detail}" if detail else message, "field": None}]
-    return {"error": message, "detail": detail} if detail else {"error": message}
-
-
-class GuardMiddleware:
-    """413 over the body limit, 415 for non-JSON on JSON endpoints, 503 while loading, and JSON `/readyz`."""
-
-    def __init__(self, app: Any, state: ServiceState, max_body: int = MAX_BODY_BYTES) -> None:
-        self.app = app
-        self.state = state
-        self.max_body = max_body
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path, method = scope["path"], scope["method"]
-        if path == "/readyz" and method in ("GET", "HEAD"):
-            status, body = self.state.readiness()
-            await _send_json(send, status, body)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body:
-            await _send_json(send, 413, _error_body(path, 413, f"request body is over {self.max_body} bytes"))
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # client went away before sending the body
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_body:
-                await _send_json(send, 413, _error_body(path, 413, f"request body is over {self.max_body} bytes"))
-                return
-            if not message.get("more_body", False):
-                break
-        if path in MODEL_ENDPOINTS and method == "POST":
-            media = headers.get("content-type", "application/json").split(";")[0].strip().lower()
-            if path in JSON_ENDPOINTS and media not in ("application/json", ""):
-                await _send_json(send, 415, {"error": f"unsupported media type {media!r}: send application/json"})
-                return
-            if self.state.estimator is None:
-                await _send_json(send, 503, _error_body(path, 503, "not ready", self.state.detail))
-                return
-        body = b"".join(chunks)
-        replayed = False
-
-        async def replay() -> dict[str, Any]:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
 
 
 # --- routes BentoML's @api cannot express (form bodies, GET pages); their OpenAPI merges into /docs.json ---
@@ -267,6 +213,8 @@ async def _open311_payload(request: Request) -> Any:
         payload = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"invalid JSON: {error}") from error
+    except RecursionError as error:  # json.loads recurses once per level of nesting
+        raise ValueError("invalid JSON: nested too deeply") from error
     if not isinstance(payload, dict):
         raise ValueError("the body must be a JSON object")
     return payload
@@ -319,6 +267,9 @@ def _attach_compiled(bundles: list[tuple[Any, Path]]) -> bool:
         log.info("no compiled boosters (%s unset): predicting with LightGBM", COMPILED_DIR_ENV)
         return False
     if not attach_all(bundles, folder):
+        refused = [bundle.cache.pop("compiled_refused") for bundle, _ in bundles if "compiled_refused" in bundle.cache]
+        if refused:  # shown in /readyz: a damaged cache is worth an operator's look even though LightGBM serves
+            STATE.models["compiled_refused"] = "; ".join(refused)
         return False
     log.info("predicting with compiled boosters from %s", folder)
     return True
@@ -343,6 +294,7 @@ def _dashboard_view(render: str, department: str | None) -> Any:
     filter names none of them.
     """
     from serving.dashboard import COMPUTING, WAITING, UnknownDepartment
+    from serving.pages import dashboard_csp, without_paths
 
     slot = STATE.dashboard
     if slot is None:
@@ -354,14 +306,15 @@ def _dashboard_view(render: str, department: str | None) -> Any:
     if dashboard is None:
         if view_status in (WAITING, COMPUTING):
             return JSONResponse(
-                {"error": "dashboard is being computed", "detail": detail},
+                {"error": "dashboard is being computed", "detail": without_paths(detail)},
                 status_code=503,
                 headers={"Retry-After": str(DASHBOARD_RETRY_AFTER_S)},
             )
-        return JSONResponse({"error": "dashboard unavailable", "detail": detail}, status_code=503)
+        return JSONResponse({"error": "dashboard unavailable", "detail": without_paths(detail)}, status_code=503)
     try:
         if render == "html":
-            return HTMLResponse(dashboard.html(department, refresh=False))
+            page = dashboard.html(department, refresh=False)
+            return HTMLResponse(page, headers={"Content-Security-Policy": dashboard_csp()})
         return JSONResponse(dashboard.payload(department, refresh=False))
     except UnknownDepartment as error:
         return JSONResponse(
@@ -384,6 +337,14 @@ _DASHBOARD_RESPONSES = {
     400: {"description": "Unknown department (the detail lists the known ones) or invalid query", **_ERROR},
     503: {"description": "Dashboard being computed (Retry-After) or its inputs missing", **_ERROR},
 }
+
+
+@extras.get("/", response_class=HTMLResponse, include_in_schema=False)
+def index_page() -> HTMLResponse:
+    """The service's own index page (instead of BentoML's, which loads a third-party script)."""
+    from serving.pages import INDEX_CSP, INDEX_HTML
+
+    return HTMLResponse(INDEX_HTML, headers={"Content-Security-Policy": INDEX_CSP})
 
 
 @extras.get("/dashboard", response_class=HTMLResponse, responses=_DASHBOARD_RESPONSES)
@@ -554,6 +515,15 @@ class Eta311:
         STATE.counters = _counters()
         RECORDER.start()  # the ledger's writer thread, when a ledger is configured (serving.recording)
         logging.getLogger("bentoml._internal.server.http_app").addFilter(_ClientErrorFilter())
+        from serving.workers import others_ready, run_dir
+
+        folder = run_dir()
+        if folder is not None and others_ready(folder):
+            # A replacement for a worker that died while the others serve: load before accepting any
+            # connection (BentoML starts serving once this returns), so no client meets a 503 "not ready".
+            log.info("other workers are serving: loading the models before accepting connections")
+            self._load()
+            return
         self._loader = threading.Thread(target=self._load, name="eta311-loader", daemon=True)
         self._loader.start()
 
@@ -564,6 +534,7 @@ class Eta311:
         from models.bundle import ModelBundle
         from models.files import SNAPSHOT_FILE, bundle_folder
         from serving.estimator import Estimator, Versions
+        from serving.model_store import stored_problems
 
         started = time.perf_counter()
         try:
@@ -572,6 +543,16 @@ class Eta311:
                 self.department_model,
                 self.snapshot_model,
             )
+            # Before any file reaches LightGBM: a damaged booster can crash its parser, and so the worker,
+            # which would then restart and crash again. Not ready instead, naming the files.
+            STATE.damaged = [
+                problem for model in (time_model, department_model, snapshot) for problem in stored_problems(model)
+            ]
+            if STATE.damaged:
+                STATE.detail = "model files differ from what was imported: " + "; ".join(STATE.damaged)
+                STATE.dashboard_error = STATE.detail
+                log.error("not loading the models: %s", STATE.detail)
+                return
             # One thread per prediction (OMP_NUM_THREADS=1 from `eta311 serve`): with several requests in
             # flight, LightGBM's thread pool only adds contention (measured in STYLE.md).
             time_folder, department_folder = bundle_folder(time_model.path), bundle_folder(department_model.path)
@@ -597,14 +578,20 @@ class Eta311:
             "department_version": versions.department,
             "snapshot": str(snapshot.tag),
             "compiled_boosters": compiled,
-        }
+        } | STATE.models
         gc.collect()
         gc.freeze()
         STATE.ready_seconds = time.perf_counter() - started
         STATE.detail = STATE.registry_note or "serving the champion models imported from the registry"
         STATE.estimator = estimator
         log.info("models loaded in %.2f s: %s", STATE.ready_seconds, STATE.models)
-        self._load_dashboard(time_bundle, department_bundle)
+        from serving.workers import mark_ready, run_dir
+
+        if run_dir() is not None:
+            mark_ready(run_dir())
+        threading.Thread(
+            target=self._load_dashboard, args=(time_bundle, department_bundle), name="eta311-dashboard", daemon=True
+        ).start()
 
     @staticmethod
     def _load_dashboard(time_bundle: Any, department_bundle: Any) -> None:
@@ -664,4 +651,12 @@ class Eta311:
         return EstimateResponse({"estimates": answers}, headers=headers)
 
 
+def _route_templates() -> list[str]:
+    """Every path the service routes (metrics labels): its APIs, the extra routes, BentoML's own."""
+    bentoml_routes = ["/", "/livez", "/healthz", "/readyz", "/metrics", "/docs.json", "/schema.json"]
+    extra_routes = [route.path for route in extras.routes if hasattr(route, "path")]
+    return [api.route for api in Eta311.apis.values()] + extra_routes + bentoml_routes
+
+
 Eta311.add_asgi_middleware(GuardMiddleware, state=STATE)
+install_route_labels(_route_templates)

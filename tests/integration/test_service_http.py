@@ -1,9 +1,10 @@
 """The real HTTP service: `eta311 serve` as a subprocess on 127.0.0.1 serving champions from a temp MLflow store.
 
-One server per module (tiny models trained through the CLI, promoted, then served); every test talks to it
-over loopback HTTP. Covers the answer's keys, parity with offline scoring of the registered models, batch =
-one by one, the 400/413/415 contract, unknown values, Open311 (JSON and form), metrics, the OpenAPI
-document (with a bounded schemathesis run), the registry-unreachable fallback and the no-champion exit.
+One server per session (`served` in conftest.py: tiny models trained through the CLI, promoted, then served);
+every test talks to it over loopback HTTP. Covers the answer's keys, parity with offline scoring of the
+registered models, batch = one by one, the 400/413/415 contract, unknown values, Open311 (JSON and form),
+metrics, the OpenAPI document (with a bounded schemathesis run), the registry-unreachable fallback and the
+no-champion exit. The hardening tests (test_service_hardening.py) share the server.
 """
 
 from __future__ import annotations
@@ -25,10 +26,8 @@ import pytest
 from typer.testing import CliRunner
 
 from eta311.cli import app
-from features.schema import write_records
-from ingest.synth import synthesize
 from models import compiled
-from tests.helpers import free_port, write_small_specs
+from tests.helpers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -97,45 +96,6 @@ def wait_dashboard(url: str, timeout_s: float = DASHBOARD_TIMEOUT_S) -> tuple[ht
         if time.perf_counter() > deadline:
             pytest.fail(f"dashboard still being computed after {timeout_s} s: {response.text}")
         time.sleep(0.1)
-
-
-@pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    folder = tmp_path_factory.mktemp("service")
-    home = folder / "home"
-    env_overrides = {
-        "ETA311_HOME": str(home),
-        "BENTOML_HOME": str(home / "bentoml"),
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "BENTOML_DO_NOT_TRACK": "true",
-        "GX_ANALYTICS_ENABLED": "false",
-    }
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in env_overrides.items():
-            mp.setenv(key, value)
-        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        records = synthesize(rows=8000, seed=3, start="2024-01-01", days=60)
-        data = folder / "records.parquet"
-        write_records(records, data)
-        trained = _cli("train", str(data), "--spec", str(write_small_specs(folder / "spec", rounds=5)), "--json")
-        _cli("promote", "--json")
-        env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-        server = Server(env, folder / "server.log")
-        try:
-            startup = server.wait_ready()
-            with httpx.Client(base_url=server.url, timeout=30) as client:
-                yield {
-                    "client": client,
-                    "url": server.url,
-                    "home": home,
-                    "env": env,
-                    "records": records,
-                    "versions": trained["versions"],
-                    "startup_s": startup,
-                    "folder": folder,
-                }
-        finally:
-            server.stop()
 
 
 def _rows(records: pd.DataFrame, n: int) -> list[dict[str, Any]]:
