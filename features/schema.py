@@ -101,7 +101,6 @@ OUTCOME_DTYPES: dict[str, str] = {
 RECORD_DTYPES: dict[str, str] = {**INTAKE_DTYPES, **OUTCOME_DTYPES}
 
 INTAKE_COLUMNS: tuple[str, ...] = tuple(INTAKE_DTYPES)
-OUTCOME_COLUMNS: tuple[str, ...] = tuple(OUTCOME_DTYPES)
 RECORD_COLUMNS: tuple[str, ...] = tuple(RECORD_DTYPES)
 # A record without these is unusable; everything else may be missing.
 REQUIRED_RECORD_COLUMNS: tuple[str, ...] = ("request_id", "city", "created_at", "status", "source_row")

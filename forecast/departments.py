@@ -147,7 +147,7 @@ def forecast_inputs(
     columns = [c for c in INPUT_COLUMNS if c in view.columns]
     out = view.loc[keep, columns].reset_index(drop=True)
     if pipeline is not None:
-        arrays = workload_arrays(view, pipeline.type_department_, pipeline._spec())
+        arrays = workload_arrays(view, pipeline.type_department_, pipeline.workload_spec())
         rows = np.flatnonzero(keep)
         out = out.assign(**{name: values[rows] for name, values in arrays.items()})
     log.info("forecast inputs as of %s: %d of %d rows kept", as_of.isoformat(), len(out), len(view))
@@ -372,7 +372,7 @@ class Scored:
 def score_inputs(inputs: pd.DataFrame, time_bundle: ModelBundle, department_bundle: ModelBundle | None) -> Scored:
     """Predict every input row once: the time model for all, the department model where none was recorded."""
     pipeline = FeaturePipeline.from_dict(time_bundle.pipeline)
-    names = pipeline._spec().feature_names()
+    names = pipeline.workload_spec().feature_names()
     rows = inputs.reset_index(drop=True)
     if all(name in rows.columns for name in names):
         workload = rows[names]

@@ -54,7 +54,7 @@ ENTRY_POINT = "forest_root"  # the function lleaves.Model looks up when it loads
 CACHE_FORMAT = "3"  # bump when the generated code changes (the key then changes, old objects are ignored)
 THREADED_ROWS = 512  # batches at least this large are split across PREDICT_THREADS threads
 PREDICT_THREADS = 2
-PROBE_ROWS = 256  # random rows (within each feature's training range) the compiled code is checked on
+COMPILED_PROBE_ROWS = 256  # random rows (within each feature's training range) the compiled code is checked on
 _PATCH_LOCK = threading.Lock()
 
 
@@ -399,7 +399,7 @@ class CompiledPredict:
         return bool(np.array_equal(together, expected) and np.array_equal(singles, expected[: len(singles)]))
 
 
-def probe_matrix(booster: Any, rows: int = PROBE_ROWS, seed: int = 0) -> np.ndarray:
+def probe_matrix(booster: Any, rows: int = COMPILED_PROBE_ROWS, seed: int = 0) -> np.ndarray:
     """Random rows spread over each feature's training range (numbers) or categories, some missing: a probe
     that sends rows down many different branches of every tree."""
     dump = booster.dump_model(num_iteration=1)  # the header and one tree: cheap

@@ -7,7 +7,6 @@ trainer. Registered models: `eta311-time-to-close` and `eta311-department`; alia
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 from dataclasses import dataclass
@@ -97,13 +96,6 @@ def version_for_alias(name: str, alias: str) -> str | None:
 
 def set_alias(name: str, alias: str, version: str) -> None:
     client().set_registered_model_alias(name, alias, str(version))
-
-
-def delete_alias(name: str, alias: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    with contextlib.suppress(MlflowException):
-        client().delete_registered_model_alias(name, alias)
 
 
 def load_model(name: str, alias: str, destination: Path | None = None) -> LoadedModel:

@@ -22,7 +22,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.files import SNAPSHOT_FILE, bundle_folder
+from models.files import LATEST_SNAPSHOT_FILE, SNAPSHOT_FILE, bundle_folder
 from models.registry import CHAMPION, DEPARTMENT, TIME_TO_CLOSE, LoadedModel
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ def import_champions(snapshots_dir: Path, download_dir: Path) -> Imported:
             tag = import_model(load_model(name, CHAMPION, download_dir / name))
         tags.append(tag)
         versions[name] = bentoml.models.get(tag).info.labels.get("registry_version", "?")
-    snapshot = snapshots_dir / "latest.parquet"
+    snapshot = snapshots_dir / LATEST_SNAPSHOT_FILE
     if not snapshot.is_file():
         bundled = list(Path(bentoml.models.get(tags[0]).path).rglob(SNAPSHOT_FILE))
         if not bundled:

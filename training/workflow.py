@@ -13,18 +13,17 @@ from typing import Any
 import pandas as pd
 
 from forecast.departments import default_as_of, write_forecast_inputs
+from models.files import LATEST_SNAPSHOT_FILE
 from training import fitting
 from training.backtest import backtest, backtest_summary
 from training.tracking import log_training
 from training.train import timed, train_models
 
-SNAPSHOT_FILE = "latest.parquet"
-
 
 def train_and_register(
     records: pd.DataFrame,
     specs: dict[str, dict[str, Any]],
-    data_path: Path,
+    data_path: Path | str,
     snapshots_dir: Path,
     engine: fitting.Engine | None = None,
     test_start: pd.Timestamp | None = None,
@@ -44,15 +43,18 @@ def train_and_register(
     prep = result.prepared
     with timed(stages, "logging"):
         snapshot = prep.pipeline.workload_snapshot(prep.records, prep.extracted_at)
-        log_training(result, str(data_path.resolve()), prep.records, snapshot, specs, folds)
+        source = str(data_path.resolve()) if isinstance(data_path, Path) else data_path  # a file, or the ledger's URL
+        log_training(result, source, prep.records, snapshot, specs, folds)
     with timed(stages, "snapshot"):
         snapshots_dir.mkdir(parents=True, exist_ok=True)
-        snapshot.to_parquet(snapshots_dir / SNAPSHOT_FILE, index=False)
+        snapshot.to_parquet(snapshots_dir / LATEST_SNAPSHOT_FILE, index=False)
         # As of the latest created_at, as `eta311 forecast` defaults to, so the dashboard shows its numbers.
         write_forecast_inputs(prep.records, default_as_of(prep.records), snapshots_dir, prep.pipeline)
     summary: dict[str, Any] = {
         "run_id": result.run_id,
         "versions": result.versions,
+        "data": source,
+        "rows": int(len(prep.records)),
         "evaluation": result.evaluation.summary,
         "split": prep.split.to_dict(),
         "stage_seconds": stages,

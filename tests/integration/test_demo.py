@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 DEMO_TIMEOUT_S = 600
 
 
+@pytest.mark.timeout(DEMO_TIMEOUT_S + 120)  # its own deadline (with the demo's log) comes first
 def test_demo_runs_every_stage_then_serves_estimates_and_the_dashboard(eta_home: Path, tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "demo.log"
