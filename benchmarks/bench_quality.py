@@ -78,6 +78,18 @@ def _set(path: str, value: Any) -> Callable[[dict], None]:
     return change
 
 
+def _extend(path: str, values: list[Any]) -> Callable[[dict], None]:
+    kind, *keys = path.split(".")
+
+    def change(specs: dict) -> None:
+        node = specs[kind]
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+        node[keys[-1]] = [*node.get(keys[-1], []), *values]
+
+    return change
+
+
 def _drop(path: str) -> Callable[[dict], None]:
     kind, *keys = path.split(".")
 
@@ -92,8 +104,21 @@ def _drop(path: str) -> Callable[[dict], None]:
 
 # Ablations: one change each to the repository's specs.
 VARIANTS: dict[str, list[Callable[[dict], None]]] = {
-    "no_workload": [_set("time_to_close.exclude_features", ["wl_"])],
-    "no_text": [_set("time_to_close.exclude_features", ["text_"])],
+    "no_workload": [_extend("time_to_close.exclude_features", ["wl_"])],
+    "no_text": [_extend("time_to_close.exclude_features", ["text_"])],
+    "with_open": [_set("time_to_close.include_open", True)],
+    "intake_only": [_extend("time_to_close.exclude_features", ["wl_", "text_"])],
+    "with_workload": [
+        _set("time_to_close.exclude_features", ["day_of_year", "grid_cell", "type_department", "route_"]),
+        _set("time_to_close.monotone_rounds", 100),
+    ],
+    "wl_second_stage": [_set("time_to_close.first_stage_exclude_features", ["wl_"])],
+    "wl_second_stage_200": [
+        _set("time_to_close.first_stage_exclude_features", ["wl_"]),
+        _set("time_to_close.monotone_rounds", 200),
+    ],
+    "no_refit": [_set("time_to_close.refit_with_calibration", False)],
+    "no_router": [_set("time_to_close.features.route_text", False)],
     "pinball": [_set("time_to_close.quantile_objective", "pinball")],
     "monotone_0": [_set("time_to_close.monotone_rounds", 0)],
     "monotone_100": [_set("time_to_close.monotone_rounds", 100)],
@@ -101,7 +126,7 @@ VARIANTS: dict[str, list[Callable[[dict], None]]] = {
     "no_conformal": [_set("time_to_close.calibration.method", "none")],
     "no_cap": [_set("time_to_close.max_train_rows", None)],
     "follow_up_7": [_set("time_to_close.follow_up_days", 7)],
-    "no_cohort": [_set("time_to_close.follow_up_days", 0)],
+    "cohort_30": [_set("time_to_close.follow_up_days", 30)],
 }
 
 

@@ -215,7 +215,12 @@ def _read(data: Path):
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Argument(help="Canonical records Parquet (from ingest or synth).", show_default=False)],
+    data: Annotated[
+        Path | None,
+        typer.Argument(
+            help="Canonical records Parquet (from ingest or synth); none with --from-ledger.", show_default=False
+        ),
+    ] = None,
     spec: Annotated[Path | None, typer.Option("--spec", help="Folder with the model specs (default models/).")] = None,
     engine: Annotated[Engine, typer.Option("--engine", help="Train locally or on a Dask cluster.")] = Engine.local,
     dask_scheduler: Annotated[
@@ -232,6 +237,12 @@ def train(
             help="Also run a rolling-origin backtest over this many 28-day windows (retrains per fold; 0 = off).",
         ),
     ] = 0,
+    from_ledger: Annotated[
+        bool, typer.Option("--from-ledger", help="Train on the requests the ledger holds instead of a file.")
+    ] = False,
+    since: Annotated[
+        str | None, typer.Option("--since", help="With --from-ledger: requests created on or after this date.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train both models, evaluate on a temporal test, log one MLflow run and register two challengers."""
@@ -246,17 +257,27 @@ def train(
         specs = load_specs(spec)
     except SpecError as error:
         raise _fail(str(error), 2) from error
-    records = _read(data)
     try:
         start = pd.Timestamp(test_start, tz="UTC") if test_start else None
     except ValueError as error:
         raise _fail(f"--test-start: {test_start!r} is not a date", 2) from error
+    if from_ledger == (data is not None):
+        raise _fail("give either DATA or --from-ledger (not both, not neither)", 2)
+    if since is not None and not from_ledger:
+        raise _fail("--since goes with --from-ledger", 2)
+    if from_ledger:
+        from eta311.ledger_commands import ledger_records
+
+        records, source = ledger_records(settings, since)
+    else:
+        assert data is not None
+        records, source = _read(data), data
     _tracking(settings)
     with make_engine(engine.value, dask_scheduler) as trainer:
         try:
-            summary = train_and_register(records, specs, data, settings.snapshots_dir, trainer, start, backtest_folds)
+            summary = train_and_register(records, specs, source, settings.snapshots_dir, trainer, start, backtest_folds)
         except ValueError as error:
-            raise _fail(f"{data}: {error}") from error
+            raise _fail(f"{source}: {error}") from error
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=float))
         return
@@ -297,6 +318,12 @@ def _evaluation_table(summary: dict) -> str:
             f"{t['baseline_global_median_median_ae_hours']:9.1f}",
             f"  P10-P90 coverage {t['coverage_p10_p90']:.3f} (target 0.80)",
         ]
+        if t.get("baseline_reference_mae_hours") is not None:
+            lines.append(
+                f"  reference (plain LightGBM on the intake fields)    {t['baseline_reference_mae_hours']:7.1f} "
+                f"{t['baseline_reference_median_ae_hours']:9.1f}   coverage "
+                f"{t['baseline_reference_coverage_p10_p90']:.3f}"
+            )
         if "baseline_city_target_mae_hours" in t:
             lines.append(
                 f"  city's own target                                  {t['baseline_city_target_mae_hours']:7.1f} "
@@ -308,6 +335,11 @@ def _evaluation_table(summary: dict) -> str:
             f"without type {d['accuracy_without_type']:.3f}; per-type majority baseline "
             f"{d['baseline_type_majority_accuracy']:.3f}",
         ]
+        if d.get("baseline_reference_accuracy") is not None:
+            lines.append(
+                f"  reference (TF-IDF + logistic regression): accuracy {d['baseline_reference_accuracy']:.3f}, "
+                f"without type {d['baseline_reference_accuracy_without_type']:.3f}"
+            )
     return "\n".join(lines)
 
 
@@ -320,6 +352,7 @@ def evaluate(
     """Score the registered models on DATA (every row; earlier rows are workload history) beside baselines."""
     from models.registry import DEPARTMENT, TIME_TO_CLOSE, RegistryError, load_model
     from training.evaluate import evaluate_bundles
+    from training.reference import References
 
     settings = Settings.from_env().ensure()
     records = _read(data)
@@ -329,7 +362,8 @@ def evaluate(
         department_model = load_model(DEPARTMENT, alias.value)
     except RegistryError as error:
         raise _fail(str(error)) from error
-    evaluation = evaluate_bundles(time_model.bundle, department_model.bundle, records)
+    references = References.load(time_model.path, department_model.path)
+    evaluation = evaluate_bundles(time_model.bundle, department_model.bundle, records, references=references)
     summary = evaluation.summary | {
         "model": {
             "alias": alias.value,

@@ -119,6 +119,13 @@ def run_demo(
     echo(table)
     with stage("promote the challengers and compile them for this CPU", 5, total, echo):
         decisions = promote()
+        if any(decision.champion_after is None for decision in decisions):
+            # The demo must serve something: a first version refused (say, by its reference) is promoted with
+            # --force, and the refusal is printed above the forced decision.
+            for decision in decisions:
+                echo(f"    {decision.model}: kept (champion {decision.champion_after}): {decision.reason}")
+            echo("    no champion for every model: the demo promotes the first versions with --force")
+            decisions = promote(force=True)
         if any(decision.promoted for decision in decisions):
             compile_champions(settings)
     for decision in decisions:

@@ -51,6 +51,7 @@ from features.calendar import (
     local_wall_us_row,
 )
 from features.geo import DEFAULT_GRID_DEG, clean_coordinates, clean_coordinates_row, grid_cell_row, grid_cells
+from features.routing import TextRouter, route_feature_names
 from features.text import DEFAULT_BUCKETS, hash_text_row, hash_texts_table, text_feature_names
 from features.types import MIN_SIMILARITY, NearestType
 from features.workload import (
@@ -70,13 +71,15 @@ from features.workload import (
 log = logging.getLogger(__name__)
 
 STATE_FORMAT = "eta311.feature_pipeline"
-STATE_VERSION = 3
+STATE_VERSION = 4
 # Older states load with the features they were fitted with: version 1 before the type's words were hashed,
-# versions 1 and 2 before workload knew its history (features.workload.WorkloadSpec.history_aware).
+# versions 1 and 2 before workload knew its history (features.workload.WorkloadSpec.history_aware),
+# versions 1 to 3 before the text router (features.routing).
 _COMPATIBLE_VERSIONS = {
-    1: {"type_words": False, "nearest_type_similarity": 0.0, "workload_history": False},
-    2: {"workload_history": False},
-    3: {},
+    1: {"type_words": False, "nearest_type_similarity": 0.0, "workload_history": False, "route_text": False},
+    2: {"workload_history": False, "route_text": False},
+    3: {"route_text": False},
+    4: {},
 }
 
 # Categorical fields, in column order. City-scoped ones are coded as "city|value".
@@ -130,11 +133,6 @@ class FeatureMatrix:
                 out.setdefault(i, []).append(message)
         return out
 
-    def row_warnings(self) -> list[list[str]]:
-        """Warnings as one list per row (empty where none)."""
-        warnings = self.warnings
-        return [warnings.get(i, []) for i in range(len(self.values))]
-
     def warning_counts(self) -> dict[str, int]:
         """How many rows each source flagged (e.g. for a log line after a bulk transform)."""
         return {source: len(rows) for source, rows, _ in self.notes if len(rows)}
@@ -167,6 +165,9 @@ class FeaturePipeline(BaseEstimator):
     median_window_days: window of closings for the recent median time-to-close.
     workload_history: workload statistics are missing where the data's history is shorter than their
         window, and the city's days of history is a feature (`features.workload.WorkloadSpec`).
+    route_text: when the fit records carry departments, fit the text router (``features.routing``): TF-IDF
+        logistic regression whose department logits become the last columns (``route_``), for the
+        department model to blend with its booster. No booster may split on them (in-sample on fit rows).
     """
 
     def __init__(
@@ -180,6 +181,7 @@ class FeaturePipeline(BaseEstimator):
         intake_windows_days: tuple[int, ...] = (7, 28),
         median_window_days: int = 28,
         workload_history: bool = True,
+        route_text: bool = True,
     ) -> None:
         self.n_text_buckets = n_text_buckets
         self.type_words = type_words
@@ -190,6 +192,7 @@ class FeaturePipeline(BaseEstimator):
         self.intake_windows_days = intake_windows_days
         self.median_window_days = median_window_days
         self.workload_history = workload_history
+        self.route_text = route_text
 
     # --- fit -------------------------------------------------------------------------------------------
 
@@ -198,6 +201,7 @@ class FeaturePipeline(BaseEstimator):
         del y  # unsupervised: labels are built elsewhere
         records = with_record_columns(records.reset_index(drop=True))
         self.type_department_ = learn_type_department(records)
+        self.router_ = TextRouter.fit(records) if self.route_text else None
         fields = self._category_fields(records, self.type_department_)
         self.vocabularies_ = {name: self._learn_vocabulary(fields[name]) for name in CATEGORICAL_FIELDS}
         self.feature_names_ = self._feature_names()
@@ -221,7 +225,7 @@ class FeaturePipeline(BaseEstimator):
         kept.sort(key=lambda item: (-item[0], str(item[1])))
         return [key for _, key in kept[: self.max_categories]]
 
-    def _spec(self) -> WorkloadSpec:
+    def workload_spec(self) -> WorkloadSpec:
         return WorkloadSpec(
             tuple(int(w) for w in self.intake_windows_days), int(self.median_window_days), bool(self.workload_history)
         )
@@ -233,7 +237,8 @@ class FeaturePipeline(BaseEstimator):
             *CALENDAR_FEATURES,
             *CATEGORICAL_FIELDS,
             *text_feature_names(self.n_text_buckets),
-            *self._spec().feature_names(),
+            *self.workload_spec().feature_names(),
+            *(route_feature_names(len(self.router_.classes)) if self.router_ is not None else []),
         ]
 
     # --- category keys (vectorised) --------------------------------------------------------------------
@@ -319,7 +324,7 @@ class FeaturePipeline(BaseEstimator):
         for j in range(table.shape[1]):
             matrix[:, text_start + j] = table[text_codes_, j]
 
-        spec = self._spec()
+        spec = self.workload_spec()
         if workload is None:
             columns = workload_arrays(records, self.type_department_, spec)
         elif len(workload) != n:
@@ -330,16 +335,18 @@ class FeaturePipeline(BaseEstimator):
             }
         for name in spec.feature_names():
             matrix[:, position[name]] = columns[name]
+        if self.router_ is not None:
+            matrix[:, len(names) - 1 - len(self.router_.classes) :] = self.router_.transform(records)
         return FeatureMatrix(matrix, list(names), list(self.categorical_features_), notes)
 
     def workload_snapshot(self, records: pd.DataFrame, as_of: dt.datetime | pd.Timestamp) -> pd.DataFrame:
         """Today's workload table from `records`, keyed with this pipeline's type -> department map."""
         check_is_fitted(self, "vocabularies_")
-        return workload_snapshot(records, as_of, self.type_department_, self._spec())
+        return workload_snapshot(records, as_of, self.type_department_, self.workload_spec())
 
     def load_snapshot(self, frame: pd.DataFrame) -> WorkloadSnapshot:
         """The service's lookup form of a snapshot frame; build it once per snapshot, not per request."""
-        return WorkloadSnapshot.from_frame(frame, self._spec())
+        return WorkloadSnapshot.from_frame(frame, self.workload_spec())
 
     # --- transform_rows (one request or a small batch) ------------------------------------------------
 
@@ -441,7 +448,7 @@ class FeaturePipeline(BaseEstimator):
 
         keys = row_keys(row, self.type_department_)
         if snapshot is None:
-            spec = self._spec()
+            spec = self.workload_spec()
             values.extend([math.nan] * len(spec.feature_names()))
             messages.append("no workload snapshot loaded: workload features missing")
         else:
@@ -458,6 +465,8 @@ class FeaturePipeline(BaseEstimator):
                     values.extend(snapshot.values(city, level, keys[level]))
             if snapshot_day is None:
                 messages.append(f"no workload snapshot for city {city!r}: workload features missing")
+        if self.router_ is not None:
+            values.extend(self.router_.row(row))
         if warnings is not None:
             warnings.append(messages)
         return values
@@ -477,6 +486,7 @@ class FeaturePipeline(BaseEstimator):
             "feature_names_": list(self.feature_names_),
             "categorical_features_": list(self.categorical_features_),
             "n_rows_fit_": int(self.n_rows_fit_),
+            "router_": self.router_.to_dict() if self.router_ is not None else None,
         }
 
     @classmethod
@@ -493,6 +503,8 @@ class FeaturePipeline(BaseEstimator):
         pipeline.feature_names_ = list(state["feature_names_"])
         pipeline.categorical_features_ = [int(i) for i in state["categorical_features_"]]
         pipeline.n_rows_fit_ = int(state["n_rows_fit_"])
+        router = state.get("router_")
+        pipeline.router_ = TextRouter.from_dict(router) if router else None
         if pipeline.feature_names_ != pipeline._feature_names():
             raise ValueError("feature pipeline state: feature names do not match its parameters")
         return pipeline

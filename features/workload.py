@@ -45,7 +45,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,6 +58,9 @@ log = logging.getLogger(__name__)
 
 LEVELS: tuple[str, ...] = ("type", "dept", "area", "city")
 HISTORY_STAT = "history_days"
+# Days without a single request that still count as unbroken history (a small city's quiet weekend); a
+# longer gap means the data is missing there, and history starts again after it.
+MAX_GAP_DAYS = 7
 MEDIAN_LEVELS: frozenset[str] = frozenset({"type", "dept", "city"})
 HOUR_SECONDS = 3600.0
 # Room for window arithmetic below the earliest day without leaving a key's block of the int64 code.
@@ -71,11 +74,12 @@ TypeDepartment = Mapping[str, Mapping[str, str]]  # city -> request type -> depa
 class WorkloadSpec:
     """Which windows the workload features use; the feature names follow from it.
 
-    `history_aware` (the default): a statistic whose window reaches back before the first day of the city's
-    data is missing, not a count of the part of the window the data happens to cover, and the city level
-    carries `history_days` (days of data before the as-of), so a model learns to trust workload only where
-    it is real. The backlog needs `backlog_history_days` of history: a file that starts yesterday does not
-    show the requests still open from last month. Pipelines saved before this existed load with it off.
+    `history_aware` (the default): a statistic whose window reaches back past the city's unbroken history
+    (`_Events.history_days`: back to the data's first day or its last long gap) is missing, not a count of
+    the part of the window the data happens to cover, and the city level carries `history_days`, so a model
+    learns to trust workload only where it is real. The backlog needs `backlog_history_days` of history: a
+    file that starts yesterday does not show the requests still open from last month. Pipelines saved before
+    this existed load with it off.
     """
 
     intake_windows_days: tuple[int, ...] = (7, 28)
@@ -221,14 +225,26 @@ class _Events:
     hours: np.ndarray  # only where resolved
     keys: dict[str, _Keys] = field(default_factory=dict)
 
-    def first_day_of_key(self, level: str) -> np.ndarray:
-        """For each key code of `level`, the first local day of its city's data (its history starts there)."""
+    def history_days(self, level: str, q_key: np.ndarray, q_day: np.ndarray) -> np.ndarray:
+        """Days of unbroken history before each query day in the query key's city: the data's days with
+        requests, back to the last gap of more than MAX_GAP_DAYS (a file that starts yesterday has 1 day;
+        yearly files two years apart start afresh after the gap). 0 where the city has no earlier data."""
         city = self.keys["city"]
-        first = np.full(len(city.labels), np.iinfo(np.int64).max, dtype=np.int64)
-        valid = city.codes >= 0
-        np.minimum.at(first, city.codes[valid], self.created_day[valid])
-        by_city = dict(zip([label for label, _ in city.labels], first.tolist(), strict=True))
-        return np.array([by_city.get(c, np.iinfo(np.int64).max) for c, _ in self.keys[level].labels], dtype=np.int64)
+        city_of_key = {label: i for i, label in enumerate(c for c, _ in city.labels)}
+        key_city = np.array([city_of_key.get(c, -1) for c, _ in self.keys[level].labels] + [-1], dtype=np.int64)
+        q_city = key_city[np.where(q_key >= 0, q_key, len(key_city) - 1)]
+        history = np.zeros(len(q_day), dtype=np.float64)
+        for code in np.unique(q_city[q_city >= 0]):
+            days = np.unique(self.created_day[city.codes == code])
+            if not len(days):
+                continue
+            breaks = np.flatnonzero(np.diff(days) > MAX_GAP_DAYS) + 1
+            run_start = days[np.maximum.accumulate(np.isin(np.arange(len(days)), breaks) * np.arange(len(days)))]
+            mine = np.flatnonzero(q_city == code)
+            last = np.searchsorted(days, q_day[mine]) - 1  # the last day with requests before the query day
+            known = (last >= 0) & (q_day[mine] - days[np.maximum(last, 0)] <= MAX_GAP_DAYS)
+            history[mine] = np.where(known, q_day[mine] - run_start[np.maximum(last, 0)], 0.0)
+        return history
 
 
 def text_codes(values: pd.Series) -> tuple[np.ndarray, list[str]]:
@@ -346,7 +362,7 @@ def _level_stats(
         out[f"closed{window}d"] = (hi - lo).astype(np.float64)
         out[f"median_hours{window}d"] = range_median(hours, lo, hi)
     if spec.history_aware:
-        history = (q_day - events.first_day_of_key(level)[q_key]).astype(np.float64)
+        history = events.history_days(level, q_key, q_day)
         for stat in list(out):
             out[stat] = np.where(history >= spec.history_needed(stat), out[stat], np.nan)
         if level == "city":
@@ -501,7 +517,7 @@ def workload_snapshot(
         for stat in all_stats:
             frame[stat] = stats.get(stat, np.full(len(labels), np.nan))
         if spec.history_aware:  # every row says how much history its numbers stand on
-            frame[HISTORY_STAT] = (q_day - events.first_day_of_key(level)).astype(np.float64)
+            frame[HISTORY_STAT] = events.history_days(level, q_key, q_day)
         frames.append(frame)
     snapshot = pd.concat(frames, ignore_index=True)
     log.info("workload snapshot as of %s: %d keys", as_of.isoformat(), len(snapshot))
@@ -576,6 +592,3 @@ class WorkloadSnapshot:
             )
             self._empty[(city, level)] = empty
         return empty
-
-    def cities(self) -> Iterable[str]:
-        return self.days.keys()

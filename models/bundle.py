@@ -29,7 +29,7 @@ BUNDLE_FORMAT_VERSION = 1
 # (measured, one request: 0.45 ms with LightGBM, 0.50 ms compiled); from two rows on compiled code wins
 # (2 rows 0.69 against 0.82 ms, 64 rows 4.4 against 10.5 ms). Both give the same numbers.
 COMPILED_MIN_ROWS = 2
-PROBE_ROWS = 64  # rows on which the fast predict path is proven equal to Booster.predict
+FAST_PREDICT_PROBE_ROWS = 64  # rows on which the fast predict path is proven equal to Booster.predict
 
 
 @dataclass
@@ -233,7 +233,7 @@ def predictor(bundle: ModelBundle, name: str, raw_score: bool = False, probe: np
         if probe is None or len(probe) == 0:
             cached.fast = False  # nothing to prove it on: the public path now, a check on a later call
             return cached
-        cached.check(probe[:PROBE_ROWS])
+        cached.check(probe[:FAST_PREDICT_PROBE_ROWS])
         bundle.cache[key] = cached
     return cached
 
@@ -307,14 +307,51 @@ def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
     with the strength m fitted on the calibration slice. A type seen thousands of times is routed as its
     history says (the majority baseline, which the booster alone trails slightly on a few rows), a rare type
     leans on the booster, and an unseen or missing type gets the booster alone (text, location, source).
+
+    With a text blend (a pipeline with the text router, ``features.routing``), the prior is not the booster
+    alone but softmax(a * log p_booster + b * text logits), (a, b) fitted on the calibration slice by log
+    loss, one pair for rows the typed text model scored and one for the rest.
     """
     raw = raw_scores(bundle, "department", matrix).reshape(len(matrix), -1)
-    temperature = float(bundle.calibration.get("temperature", 1.0))
-    probabilities = softmax(raw / temperature)
+    blend = bundle.calibration.get("text_blend")
+    if blend:
+        columns, typed_column = text_blend_columns(bundle)
+        probabilities = softmax(blend_logits(raw, matrix, columns, typed_column, blend))
+    else:
+        probabilities = softmax(raw / float(bundle.calibration.get("temperature", 1.0)))
     if not bundle.calibration.get("type_counts"):
         return probabilities
     column, table = type_count_table(bundle)
     return type_count_posterior(probabilities, matrix[:, column], table, bundle.calibration["type_count_strength"])
+
+
+def text_blend_columns(bundle: ModelBundle) -> tuple[np.ndarray, int]:
+    """(matrix column of each class's text logit, -1 where the router has no such class; the typed-flag
+    column), from the blend's column names, built once per bundle and cached."""
+    cached = bundle.cache.get("text_blend_columns")
+    if cached is None:
+        names = {name: i for i, name in enumerate(bundle.pipeline["feature_names_"])}
+        blend = bundle.calibration["text_blend"]
+        columns = np.array([names.get(name, -1) if name else -1 for name in blend["columns"]], dtype=np.int64)
+        cached = bundle.cache["text_blend_columns"] = (columns, names[blend["typed_column"]])
+    return cached
+
+
+def blend_logits(
+    raw: np.ndarray, matrix: np.ndarray, columns: np.ndarray, typed_column: int, blend: dict[str, Any]
+) -> np.ndarray:
+    """a * log_softmax(raw) + b * text logits per row, (a, b) = blend["typed"] or blend["plain"] by the row's
+    typed flag. A class the text model lacks gets the row's lowest text logit; a row without text logits
+    (NaN) the booster alone, scaled by the pair's a."""
+    shifted = raw - raw.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    text = matrix[:, np.maximum(columns, 0)]
+    if (columns < 0).any():
+        text[:, columns < 0] = text.min(axis=1, keepdims=True)
+    typed = matrix[:, typed_column] == 1.0
+    weights = np.where(typed[:, None], np.asarray(blend["typed"], dtype=float), np.asarray(blend["plain"], dtype=float))
+    text = np.nan_to_num(text, nan=0.0)
+    return weights[:, :1] * log_p + weights[:, 1:2] * text
 
 
 def type_count_table(bundle: ModelBundle) -> tuple[int, np.ndarray]:

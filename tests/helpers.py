@@ -30,6 +30,15 @@ def small_specs(rounds: int = 25, threads: int = 1) -> dict[str, dict[str, Any]]
     return specs
 
 
+def with_workload(specs: dict[str, dict[str, Any]], monotone_rounds: int = 20) -> dict[str, dict[str, Any]]:
+    """The time-to-close spec with the workload switched back on, in the monotone second stage (the default
+    spec leaves it out), so the monotone machinery is exercised: a bigger backlog never shortens the estimate."""
+    spec = specs["time_to_close"]
+    spec["exclude_features"] = [p for p in spec.get("exclude_features", []) if p != "wl_"]
+    spec["monotone_rounds"] = monotone_rounds
+    return specs
+
+
 def write_small_specs(folder: Path, rounds: int = 25) -> Path:
     """The small specs as YAML files in `folder`, for `eta311 train --spec FOLDER`; returns the folder."""
     folder.mkdir(parents=True, exist_ok=True)

@@ -21,10 +21,12 @@ Differences from the local engine (the tolerance test in tests/integration/test_
 
 * Data-parallel histograms, bagging and feature bins drawn per worker, and one thread per worker: the trees are
   not bit-identical to local ones, only statistically equivalent.
-* The quantile models use the same custom pinball objective, bases and monotone constraints as local training
-  (`lightgbm.dask` accepts a callable objective; each worker evaluates it on its own rows, which is all
-  data-parallel boosting needs). LightGBM enforces monotone constraints only with its "basic" method when
-  distributed (local training uses "advanced"), so splits next to constrained features are more conservative.
+* The quantile models follow the same plan as local training (`fitting.QuantilePlan`: the built-in quantile
+  objective, then any monotone pinball rounds; the same bases and excluded features); the monotone rounds,
+  when the spec asks for them, continue the distributed booster in the client process. `lightgbm.dask`
+  accepts a callable objective, and each worker evaluates it on its own rows, which is all data-parallel
+  boosting needs. LightGBM enforces monotone constraints only with its "basic" method when distributed
+  (local training uses "advanced"), so splits next to constrained features are more conservative.
 * A horizon whose known outcomes are all one class, or a department class with fewer rows than workers, is
   fitted locally: there is nothing to distribute in a constant model, and the Dask classifier cannot encode it.
 """
@@ -125,9 +127,16 @@ class SklearnPinball:
 
 def _sklearn_params(spec_params: dict[str, Any], **extra: Any) -> dict[str, Any]:
     """Spec params (n_estimators included) as keyword arguments of a Dask LightGBM estimator."""
-    params, rounds = fitting._params(spec_params, **extra)
+    params, rounds = fitting.booster_params(spec_params, **extra)
     params = {k: v for k, v in params.items() if k not in _DROPPED}
     return params | {"n_estimators": rounds}
+
+
+def _usable_categorical(matrix: np.ndarray, categorical: Sequence[int]) -> list[int]:
+    """The categorical columns that hold a value somewhere. Distributed LightGBM (4.6) kills a worker on a
+    categorical column that is all missing (the excluded ones are), so those go in as numeric: all missing
+    either way, never split on, and the booster predicts the same."""
+    return [c for c in categorical if not np.isnan(matrix[:, c]).all()]
 
 
 class DaskEngine(fitting.Engine):
@@ -198,24 +207,47 @@ class DaskEngine(fitting.Engine):
         spec: dict[str, Any],
         monotone: list[int],
     ) -> tuple[dict[str, lgb.Booster], dict[str, float]]:
-        """Pinball regressors per quantile on log1p(hours) minus the empirical quantile (the base), as locally."""
+        """Quantile regressors on log1p(hours) minus the empirical quantile (the base), in the stages of
+        `fitting.fit_quantiles` (`fitting.QuantilePlan`): LightGBM's built-in quantile objective on the
+        workers, then the spec's monotone pinball rounds (if any) continuing that booster in this process."""
         from lightgbm.dask import DaskLGBMRegressor
 
+        plan = fitting.QuantilePlan.of(matrix, feature_names, spec, monotone)
         # The labels of all quantiles differ by a constant, so one placement and one scattered matrix serve all.
         placement = self._placement(log_hours)
-        x = self._to_dask(matrix, placement)
+        x = self._to_dask(plan.first if plan.two_stage else plan.full, placement)
+        distributed_categorical = _usable_categorical(plan.first if plan.two_stage else plan.full, categorical)
         boosters, bases = {}, {}
         for q in spec["quantiles"]:
             base = float(np.quantile(log_hours, q))
-            params = _sklearn_params(
+            key = quantile_key(q)
+            y = self._to_dask(log_hours - base, placement)
+            pinball = _sklearn_params(
                 spec["params"],
                 objective=SklearnPinball(float(q)),
                 monotone_constraints=monotone,
                 monotone_constraints_method=DISTRIBUTED_MONOTONE_METHOD,
             )
-            key = quantile_key(q)
-            y = self._to_dask(log_hours - base, placement)
-            boosters[key] = self._fit(DaskLGBMRegressor, params, x, y, feature_names, categorical)
+            if not plan.two_stage:
+                boosters[key] = self._fit(DaskLGBMRegressor, pinball, x, y, feature_names, distributed_categorical)
+            else:
+                params = _sklearn_params(spec["params"], objective="quantile", alpha=float(q))
+                booster = self._fit(DaskLGBMRegressor, params, x, y, feature_names, distributed_categorical)
+                if plan.monotone_rounds:
+                    # In this process: lightgbm.dask does not support continuing a booster (init_model), and
+                    # these few constrained trees are a small share of the work.
+                    booster = fitting.continue_monotone(
+                        booster,
+                        plan.monotone_rounds,
+                        plan.full,
+                        log_hours - base,
+                        feature_names,
+                        distributed_categorical,
+                        spec,
+                        float(q),
+                        monotone,
+                    )
+                boosters[key] = booster
             bases[key] = base
             log.info("quantile %.2f fitted on %d rows (dask)", q, len(matrix))
         return boosters, bases
@@ -233,6 +265,7 @@ class DaskEngine(fitting.Engine):
         from lightgbm.dask import DaskLGBMClassifier
 
         n_workers = len(self._workers())
+        matrix = fitting.QuantilePlan.of(matrix, feature_names, spec, monotone).full  # without excluded features
         boosters = {}
         for days, label in labels.items():
             known = ~np.isnan(label)
@@ -250,7 +283,8 @@ class DaskEngine(fitting.Engine):
             )
             placement = self._placement(y)
             x, y_dask = self._to_dask(matrix[known], placement), self._to_dask(y.astype(int), placement)
-            boosters[horizon_key(days)] = self._fit(DaskLGBMClassifier, params, x, y_dask, feature_names, categorical)
+            usable = _usable_categorical(matrix, categorical)
+            boosters[horizon_key(days)] = self._fit(DaskLGBMClassifier, params, x, y_dask, feature_names, usable)
             log.info("horizon %gd fitted on %d rows (dask, positive share %.3f)", days, len(y), float(y.mean()))
         return boosters
 
@@ -274,7 +308,7 @@ class DaskEngine(fitting.Engine):
         params = _sklearn_params(spec["params"], objective="multiclass")
         placement = self._placement(codes)
         x, y = self._to_dask(matrix, placement), self._to_dask(codes, placement)
-        booster = self._fit(DaskLGBMClassifier, params, x, y, feature_names, categorical)
+        booster = self._fit(DaskLGBMClassifier, params, x, y, feature_names, _usable_categorical(matrix, categorical))
         log.info("department fitted on %d rows, %d classes (dask)", len(matrix), n_classes)
         return booster
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import lightgbm as lgb
@@ -21,7 +22,7 @@ log = logging.getLogger(__name__)
 _N_ESTIMATORS = "n_estimators"
 
 
-def _params(spec_params: dict[str, Any], **extra: Any) -> tuple[dict[str, Any], int]:
+def booster_params(spec_params: dict[str, Any], **extra: Any) -> tuple[dict[str, Any], int]:
     params = {k: v for k, v in spec_params.items() if k != _N_ESTIMATORS}
     params.update(extra)
     return params, int(spec_params.get(_N_ESTIMATORS, 200))
@@ -85,7 +86,8 @@ def fit_quantiles(
     base, returned and added back at prediction time).
 
     With the spec's `quantile_objective: quantile` (the default) each booster is grown in two stages:
-    1. LightGBM's built-in quantile objective on every feature except the monotone (workload) ones. It
+    1. LightGBM's built-in quantile objective on every feature except the monotone (workload) ones and
+       those the spec's `first_stage_exclude_features` names. It
        re-fits each leaf to the quantile of its residuals, which a custom objective cannot: measured on the
        real splits (benchmarks/bench_quality.py), that step is what a plain model had over ours.
     2. `monotone_rounds` more trees with the pinball loss as a custom objective, which LightGBM allows under
@@ -94,42 +96,67 @@ def fit_quantiles(
     `quantile_objective: pinball` is the custom objective alone under the constraints (the earlier model).
     """
     boosters, bases = {}, {}
-    constrained = [i for i, m in enumerate(monotone) if m]
-    excluded = _excluded(feature_names, spec.get("exclude_features", []))
-    two_stage = spec.get("quantile_objective", "quantile") == "quantile"
-    if two_stage:
-        free_matrix = matrix.copy()
-        free_matrix[:, sorted(set(constrained) | set(excluded))] = np.nan  # never split on in stage 1
-    if excluded:
-        matrix = matrix.copy()
-        matrix[:, excluded] = np.nan
+    plan = QuantilePlan.of(matrix, feature_names, spec, monotone)
     for q in spec["quantiles"]:
         base = float(np.quantile(log_hours, q))
         key = quantile_key(q)
         label = log_hours - base
-        if two_stage:
-            params, rounds = _params(spec["params"], objective="quantile", alpha=float(q))
-            booster = train_booster(params, rounds, free_matrix, label, feature_names, categorical)
-            extra = int(spec.get("monotone_rounds", 0))
-            if extra and constrained:
-                booster = _continue_monotone(
-                    booster, extra, matrix, label, feature_names, categorical, spec, q, monotone
+        if plan.two_stage:
+            params, rounds = booster_params(spec["params"], objective="quantile", alpha=float(q))
+            booster = train_booster(params, rounds, plan.first, label, feature_names, categorical)
+            if plan.monotone_rounds:
+                booster = continue_monotone(
+                    booster, plan.monotone_rounds, plan.full, label, feature_names, categorical, spec, q, monotone
                 )
         else:
-            params, rounds = _params(
+            params, rounds = booster_params(
                 spec["params"],
                 objective=pinball_objective(float(q)),
                 monotone_constraints=monotone,
                 monotone_constraints_method="advanced",
             )
-            booster = train_booster(params, rounds, matrix, label, feature_names, categorical)
+            booster = train_booster(params, rounds, plan.full, label, feature_names, categorical)
         boosters[key] = booster
         bases[key] = base
         log.info("quantile %.2f fitted on %d rows", q, len(matrix))
     return boosters, bases
 
 
-def _continue_monotone(
+@dataclass
+class QuantilePlan:
+    """What each stage of the quantile boosters sees, shared by the local and Dask engines: `full` is the
+    matrix without the spec's `exclude_features` (NaN: never split on), `first` the stage-1 matrix (also
+    without the monotone workload columns and `first_stage_exclude_features`), and `monotone_rounds` the
+    stage-2 trees (0 when the spec asks for none or no constrained feature remains)."""
+
+    two_stage: bool
+    full: np.ndarray
+    first: np.ndarray
+    monotone_rounds: int
+
+    @classmethod
+    def of(
+        cls, matrix: np.ndarray, feature_names: Sequence[str], spec: dict[str, Any], monotone: list[int]
+    ) -> QuantilePlan:
+        excluded = set(_excluded(feature_names, spec.get("exclude_features", [])))
+        constrained = {i for i, m in enumerate(monotone) if m} - excluded
+        full = matrix
+        if excluded:
+            full = matrix.copy()
+            full[:, sorted(excluded)] = np.nan
+        two_stage = spec.get("quantile_objective", "quantile") == "quantile"
+        if not two_stage:
+            return cls(False, full, full, 0)
+        hidden = constrained | set(_excluded(feature_names, spec.get("first_stage_exclude_features", [])))
+        first = full
+        if hidden:
+            first = full.copy()
+            first[:, sorted(hidden)] = np.nan
+        rounds = int(spec.get("monotone_rounds", 0)) if constrained else 0
+        return cls(True, full, first, rounds)
+
+
+def continue_monotone(
     booster: lgb.Booster,
     rounds: int,
     matrix: np.ndarray,
@@ -141,7 +168,7 @@ def _continue_monotone(
     monotone: list[int],
 ) -> lgb.Booster:
     """Stage 2 of `fit_quantiles`: pinball trees under the monotone constraints on top of `booster`."""
-    params, _ = _params(
+    params, _ = booster_params(
         spec["params"],
         objective=pinball_objective(q),
         monotone_constraints=monotone,
@@ -173,9 +200,13 @@ def fit_horizons(
 ) -> dict[str, lgb.Booster]:
     """Binary classifiers for P(closed within h days), each on the rows where that outcome is known."""
     boosters = {}
+    excluded = _excluded(feature_names, spec.get("exclude_features", []))
+    if excluded:
+        matrix = matrix.copy()
+        matrix[:, excluded] = np.nan  # never split on
     for days, label in labels.items():
         known = ~np.isnan(label)
-        params, rounds = _params(
+        params, rounds = booster_params(
             spec["horizon_params"],
             objective="binary",
             monotone_constraints=[-m for m in monotone],
@@ -223,7 +254,7 @@ def fit_department(
     spec: dict[str, Any],
 ) -> lgb.Booster:
     """LightGBM multiclass over department codes 0..n_classes-1."""
-    params, rounds = _params(spec["params"], objective="multiclass", num_class=n_classes)
+    params, rounds = booster_params(spec["params"], objective="multiclass", num_class=n_classes)
     return train_booster(params, rounds, matrix, classes.astype(float), feature_names, categorical)
 
 

@@ -28,6 +28,7 @@ from models.registry import (
     version_for_alias,
 )
 from training.evaluate import evaluate_department_bundle, evaluate_time_bundle
+from training.reference import References
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +64,34 @@ def _test_data(run_id: str) -> tuple[pd.DataFrame, np.ndarray] | None:
     return records, (records["created_at"] >= test_start).to_numpy()
 
 
-def _score(name: str, bundle, records: pd.DataFrame, mask: np.ndarray) -> dict[str, Any]:
+def _score(name: str, model: Any, records: pd.DataFrame, mask: np.ndarray) -> dict[str, Any]:
+    """A registered version's metrics on the test rows, beside the reference trained with it (if any)."""
     if name == TIME_TO_CLOSE:
-        return evaluate_time_bundle(bundle, records, mask)[0]
-    return evaluate_department_bundle(bundle, records, mask)
+        reference = References.load(time_folder=model.path).time_to_close
+        return evaluate_time_bundle(model.bundle, records, mask, reference=reference)[0]
+    reference = References.load(department_folder=model.path).department
+    return evaluate_department_bundle(model.bundle, records, mask, reference=reference)
+
+
+def reference_rule(rule: dict[str, Any], scores: dict[str, Any]) -> tuple[bool, str]:
+    """Whether a version holds its own against the reference on its test (the rule's `reference` block:
+    each listed metric at least as good as `baseline_reference_<metric>`, within `tolerance`, relative).
+    A version trained before references existed, or a rule without the block, passes."""
+    block = rule.get("reference")
+    if not block:
+        return True, "no reference rule"
+    sign = 1.0 if block.get("direction", "minimize") == "minimize" else -1.0
+    tolerance = float(block.get("tolerance", 0.0))
+    losses = []
+    for metric in block.get("metrics", []):
+        ours, theirs = scores.get(metric), scores.get(f"baseline_reference_{metric}")
+        if ours is None or theirs is None:
+            continue
+        if sign * (ours - theirs) > tolerance * abs(theirs):
+            losses.append(f"{metric} {ours:.4f} vs reference {theirs:.4f}")
+    if losses:
+        return False, "loses to the reference on its temporal test: " + "; ".join(losses) + " (use --force)"
+    return True, "holds against the reference"
 
 
 def apply_rule(rule: dict[str, Any], challenger: dict[str, Any], champion: dict[str, Any]) -> tuple[bool, str]:
@@ -102,14 +127,14 @@ def promote(force: bool = False) -> list[Decision]:
         if challenger == champion:
             decisions.append(Decision(name, challenger, champion, champion, False, "challenger is already champion"))
             continue
-        if champion is None:
-            decisions.append(_move(name, challenger, None, "no champion yet: the first trained version becomes it"))
-            continue
-        new = load_model(name, CHALLENGER)
         if force:
             decisions.append(_move(name, challenger, champion, "forced (--force): rule not applied"))
             continue
+        new = load_model(name, CHALLENGER)
         data = _test_data(new.run_id)
+        if champion is None:
+            decisions.append(_first(name, new, challenger, data))
+            continue
         if data is None:
             decisions.append(
                 Decision(
@@ -124,10 +149,13 @@ def promote(force: bool = False) -> list[Decision]:
             continue
         records, mask = data
         old = load_model(name, CHAMPION)
-        new_scores = _score(name, new.bundle, records, mask)
-        old_scores = _score(name, old.bundle, records, mask)
+        new_scores = _score(name, new, records, mask)
+        old_scores = _score(name, old, records, mask)
         rule = new.bundle.spec["promotion"]
-        ok, reason = apply_rule(rule, new_scores, old_scores)
+        # Both rules are checked and every failing one is named, so a refusal says all that is wrong.
+        checks = [apply_rule(rule, new_scores, old_scores), reference_rule(rule, new_scores)]
+        ok = all(good for good, _ in checks)
+        reason = checks[0][1] if ok else "; ".join(why for good, why in checks if not good)
         metric = rule["metric"]
         if ok:
             decision = _move(name, challenger, champion, reason)
@@ -137,6 +165,15 @@ def promote(force: bool = False) -> list[Decision]:
         decision.champion_metric = old_scores.get(metric)
         decisions.append(decision)
     return decisions
+
+
+def _first(name: str, new: Any, challenger: str, data: tuple[pd.DataFrame, np.ndarray] | None) -> Decision:
+    """The first champion: any trained version, unless it loses to its own reference."""
+    if data is not None:
+        ok, reason = reference_rule(new.bundle.spec["promotion"], _score(name, new, *data))
+        if not ok:
+            return Decision(name, challenger, None, None, False, reason)
+    return _move(name, challenger, None, "no champion yet: the first trained version becomes it")
 
 
 def _move(name: str, challenger: str, champion: str | None, reason: str) -> Decision:

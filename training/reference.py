@@ -239,23 +239,31 @@ class ReferenceDepartment:
 
 @dataclass
 class References:
-    """Both reference models, saved together beside the time-to-close bundle."""
+    """Both reference models. Each is saved beside the bundle of the model it is the reference for
+    (`reference/` inside the bundle folder), so each registered version carries its own."""
 
-    time_to_close: ReferenceTimeToClose
-    department: ReferenceDepartment
+    time_to_close: ReferenceTimeToClose | None
+    department: ReferenceDepartment | None
 
-    def save(self, bundle_folder: Path) -> Path:
+    def save(self, kind: str, bundle_folder: Path) -> Path:
         folder = Path(bundle_folder) / REFERENCE_DIR
-        self.time_to_close.save(folder)
-        self.department.save(folder)
+        model = self.time_to_close if kind == "time_to_close" else self.department
+        if model is not None:
+            model.save(folder)
         return folder
 
     @classmethod
-    def load(cls, bundle_folder: Path) -> References | None:
-        """The references saved beside a time-to-close bundle (searched below `bundle_folder`, as MLflow nests
-        it), or None for a bundle trained before they existed."""
-        matches = sorted(Path(bundle_folder).rglob(f"{REFERENCE_DIR}/time.json"))
-        if not matches:
-            return None
-        folder = matches[0].parent
-        return cls(ReferenceTimeToClose.load(folder), ReferenceDepartment.load(folder))
+    def load(cls, time_folder: Path | None = None, department_folder: Path | None = None) -> References:
+        """The references saved beside the given bundles (searched below each folder, as MLflow nests them);
+        None for a bundle trained before references existed."""
+        return cls(
+            _load(time_folder, "time.json", ReferenceTimeToClose.load),
+            _load(department_folder, "department_with_type.npz", ReferenceDepartment.load),
+        )
+
+
+def _load(folder: Path | None, marker: str, loader: Any) -> Any:
+    if folder is None:
+        return None
+    matches = sorted(Path(folder).rglob(f"{REFERENCE_DIR}/{marker}"))
+    return loader(matches[0].parent) if matches else None

@@ -136,6 +136,8 @@ def log_training(
         ):
             bundle_dir = bundle.save(folder / "bundles" / kind)
             save_snapshot_frame(bundle_dir, snapshot)
+            if result.references is not None:  # scored beside the model by `evaluate` and `promote`
+                result.references.save(kind, bundle_dir)
             output = _example_output(bundle_dir, example)
             info = mlflow.pyfunc.log_model(
                 name=kind,

@@ -23,7 +23,7 @@ from features.schema import write_records
 from ingest.synth import synthesize
 from models.bundle import ModelBundle, quantile_key
 from models.spec import load_specs
-from tests.helpers import write_small_specs
+from tests.helpers import with_workload, write_small_specs
 from training.fitting import LocalEngine
 from training.train import MONOTONE_PREFIXES, TrainResult, train_models
 
@@ -59,7 +59,9 @@ def trained(records: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory) -> 
     """
     from training.dask_engine import dask_engine
 
-    specs = load_specs(write_small_specs(tmp_path_factory.mktemp("spec60"), rounds=60))
+    # The workload on, in the monotone second stage: both stages run on both engines (Dask continues the
+    # stage-1 booster on every worker).
+    specs = with_workload(load_specs(write_small_specs(tmp_path_factory.mktemp("spec60"), rounds=60)))
     started = time.perf_counter()
     local = train_models(records, specs, LocalEngine())
     local_seconds = time.perf_counter() - started
@@ -139,6 +141,7 @@ def test_dask_quantiles_keep_the_monotone_constraints(trained: dict[str, TrainRe
     assert constrained
     matrix = prep.features.values[prep.test][:500].copy()
     booster = result.bundles["time_to_close"].boosters[quantile_key(0.5)]
+    assert booster.feature_importance("split")[constrained].sum() > 0, "no split on a workload feature"
     before = booster.predict(matrix)
     matrix[:, constrained] = np.nan_to_num(matrix[:, constrained]) * 3 + 50
     assert np.all(booster.predict(matrix) >= before - 1e-9)

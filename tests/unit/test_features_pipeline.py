@@ -134,7 +134,7 @@ def test_transform_is_pure_and_repeatable(pipeline: FeaturePipeline, frame: pd.D
 def test_explicit_workload_frame_gives_the_same_matrix(pipeline: FeaturePipeline, frame: pd.DataFrame) -> None:
     from features.workload import workload_features
 
-    workload = workload_features(frame, pipeline.type_department_, pipeline._spec())
+    workload = workload_features(frame, pipeline.type_department_, pipeline.workload_spec())
     assert_same(pipeline.transform(frame, workload).values, pipeline.transform(frame).values)
     with pytest.raises(ValueError, match="rows"):
         pipeline.transform(frame, workload.iloc[:10])

@@ -11,6 +11,7 @@ import pytest
 
 from features.schema import city_timezone, conform
 from features.workload import (
+    MAX_GAP_DAYS,
     WorkloadSnapshot,
     WorkloadSpec,
     learn_type_department,
@@ -283,21 +284,31 @@ def test_matches_the_brute_force_definition_across_dst() -> None:
 
 
 def test_history_aware_statistics_are_missing_until_their_window_is_covered() -> None:
-    """A window reaching back before the city's first day of data is missing, not a partial count; the city
-    level says how many days of history stand behind each row."""
-    frame = random_records(400, 4, "2024-02-01", 70)
+    """A window reaching back past the city's unbroken history (its first day, or its last gap of more than
+    MAX_GAP_DAYS) is missing, not a partial count; the city level says how many days stand behind each row."""
+    frame = pd.concat(
+        [random_records(300, 4, "2024-02-01", 50), random_records(100, 6, "2024-05-01", 30)], ignore_index=True
+    )
     mapping = learn_type_department(frame)
     aware = workload_features(frame, mapping, WorkloadSpec())
     counted = workload_features(frame, mapping, COUNTING)
-    local_day = {}
+    history = np.zeros(len(frame))
     for city in frame["city"].fillna("").unique():
-        rows = (frame["city"].fillna("") == city).to_numpy()
+        rows = np.flatnonzero((frame["city"].fillna("") == city).to_numpy())
         zone = city_timezone(city)
-        days = frame.loc[rows, "created_at"].dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
-        local_day[city] = (rows, ((days - days.min()).dt.days).to_numpy())
-    history = np.full(len(frame), np.nan)
-    for rows, days in local_day.values():
-        history[rows] = days
+        local = frame["created_at"].iloc[rows].dt.tz_convert(zone).dt.tz_localize(None).dt.normalize()
+        days = ((local - pd.Timestamp("1970-01-01")).dt.days).to_numpy()
+        covered = sorted(set(days.tolist()))
+        for row, day in zip(rows, days, strict=True):
+            earlier = [d for d in covered if d < day]
+            if not earlier or day - earlier[-1] > MAX_GAP_DAYS:
+                continue  # no history right before this day
+            start = earlier[-1]
+            for previous in reversed(earlier[:-1]):
+                if start - previous > MAX_GAP_DAYS:
+                    break
+                start = previous
+            history[row] = day - start
     np.testing.assert_array_equal(aware["wl_city_history_days"].to_numpy(), history)
     for name in COUNTING.feature_names():
         stat = name.split("_", 2)[2]

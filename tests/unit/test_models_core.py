@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.special import softmax
 
 from models.bundle import ModelBundle, predict_department, predict_time_to_close
 from training.fitting import (
@@ -79,7 +80,12 @@ def test_department_model_and_temperature(tmp_path):
     booster = fit_department(x[:, None], y, 3, ["type_code"], [0], {"params": {"n_estimators": 20, "verbose": -1}})
     logits = booster.predict(x[:, None], raw_score=True)
     temperature = fit_temperature(logits, y)
-    assert 0.25 <= temperature <= 8.0
+
+    def log_loss(t: float) -> float:
+        return float(-np.mean(np.log(softmax(logits / t, axis=1)[np.arange(len(y)), y])))
+
+    # The log-loss minimum: no better a little either side, nor at no scaling at all.
+    assert log_loss(temperature) <= min(log_loss(temperature * 1.05), log_loss(temperature / 1.05), log_loss(1.0))
     bundle = ModelBundle("department", {}, {}, {"department": booster}, {"temperature": temperature})
     probabilities = predict_department(ModelBundle.load(bundle.save(tmp_path / "d")), x[:, None])
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
