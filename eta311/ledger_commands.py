@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -139,6 +139,27 @@ def accountability(
             f"  {row['department']:<28} promised {row['n_promised']:>6} closed {row['n_closed']:>6} "
             f"on time {'-' if share is None else f'{share:.1%}':>6} open late {row['open_late']:>5}"
         )
+
+
+def ledger_records(settings: Settings, since: str | None) -> tuple[Any, str]:
+    """(the ledger's requests as canonical records, the ledger's redacted URL) for `eta311 train --from-ledger`;
+    exit 2 for a bad --since, 1 for a missing or outdated ledger or one without requests."""
+    import pandas as pd
+
+    from ledger.records import read_records
+    from ledger.store import redact
+
+    try:
+        start = pd.Timestamp(since, tz="UTC") if since else None
+    except ValueError as error:
+        raise _fail(f"--since: {since!r} is not a date", 2) from error
+    url = _url(settings)
+    records = read_records(_open(settings), start)
+    if records.empty:
+        raise _fail(
+            f"ledger {redact(url)}: no requests" + (f" created since {since}" if since else "") + " to train on"
+        )
+    return records, redact(url)
 
 
 def refuse_outdated_ledger(settings: Settings) -> None:

@@ -79,6 +79,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]
         write_records(records, data)
         trained = _cli("train", str(data), "--spec", str(write_small_specs(folder / "spec", rounds=5)), "--json")
         _cli("promote", "--force", "--json")  # tiny models may lose to the reference; served all the same
+        _cli("db", "upgrade", "--json")  # a real ledger (SQLite in ETA311_HOME): estimates are recorded
         env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
         server = Server(env, folder / "server.log")
         try:

@@ -83,3 +83,47 @@ def test_a_read_only_ledger_is_a_clear_error_and_nothing_is_written(eta_home, tm
     assert result.exit_code == 1 and "nothing was written" in result.output and "readonly" in result.output
     monkeypatch.delenv("ETA311_DATABASE_URL")
     assert _json("sync", str(data), "--json")["unchanged"] == 0  # the refused sync left nothing behind
+
+
+def test_train_from_the_ledger_learns_what_the_ledger_holds(eta_home, tmp_path) -> None:
+    """`eta311 train --from-ledger`: the synced records, read back as they went in, trained and logged with
+    the ledger as the data source; --since narrows them; DATA and --from-ledger together are a usage error."""
+    import mlflow
+
+    from ledger.records import read_records
+    from ledger.store import make_engine
+    from tests.helpers import write_small_specs
+
+    _json("db", "upgrade", "--json")
+    records = synthesize(rows=3000, seed=4, start="2024-01-01", days=30)
+    parquet = tmp_path / "records.parquet"
+    write_records(records, parquet)
+    synced = _json("sync", str(parquet), "--json")
+    assert synced["inserted"] + synced["quarantined"] == len(records)  # the synthetic city has data traps
+
+    back = read_records(make_engine(f"sqlite:///{eta_home / 'ledger.db'}"))
+    assert len(back) == synced["inserted"]
+    keys = ["city", "request_id"]
+    once = records[~records.duplicated(keys, keep=False)]  # ids the synthetic export repeats are left aside
+    expected = once[once["request_id"].isin(back["request_id"])].sort_values(keys, ignore_index=True)
+    back_once = back[back["request_id"].isin(expected["request_id"])]
+    pd.testing.assert_frame_equal(
+        back_once.sort_values(keys, ignore_index=True).drop(columns=["source_file"]),
+        expected.drop(columns=["source_file"]),
+        check_dtype=False,
+    )
+    since = pd.Timestamp("2024-01-15", tz="UTC")
+    assert len(read_records(make_engine(f"sqlite:///{eta_home / 'ledger.db'}"), since)) == int(
+        (back["created_at"] >= since).sum()
+    )
+
+    specs = write_small_specs(tmp_path / "spec", rounds=5)
+    out = _json("train", "--from-ledger", "--spec", str(specs), "--json")
+    assert out["rows"] == len(back)
+    run = mlflow.get_run(out["run_id"])
+    assert run.data.params["data_path"].startswith("sqlite:///") and run.data.params["data_path"].endswith("ledger.db")
+
+    both = _run("train", str(parquet), "--from-ledger")
+    assert both.exit_code == 2 and "--from-ledger" in both.output
+    stray = _run("train", str(parquet), "--since", "2024-01-01")
+    assert stray.exit_code == 2 and "--since" in stray.output
