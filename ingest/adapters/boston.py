@@ -4,7 +4,8 @@ Variants (names compare after ``common.normalise_name``):
 - 2015-2024: ``CASE_ENQUIRY_ID, OPEN_DT, TARGET_DT, CLOSED_DT, OnTime_Status, CASE_STATUS, CASE_TITLE, TYPE,
   QUEUE, Department, ..., LATITUDE, LONGITUDE, Source`` (duplicate trailing resolution_* columns ignored);
 - 2025: the same fields in lower case, ``sla_target_dt`` for ``TARGET_DT`` and ``on_time`` for
-  ``OnTime_Status``, with a leading unnamed index column (ignored).
+  ``OnTime_Status``, with a leading unnamed index column (ignored);
+- the city's yearly files (2011): the 2015-2024 fields in lower case, ``target_dt`` and ``ontime``.
 
 Mapping choices, and why:
 - ``sla_target_at`` is ``TARGET_DT`` / ``sla_target_dt``: Boston's own per-type promise, the static baseline
@@ -74,6 +75,7 @@ SIGNATURE: set[str] = {
 VARIANTS: tuple[frozenset[str], ...] = (
     frozenset(SIGNATURE | {"targetdt", "ontimestatus"}),
     frozenset(SIGNATURE | {"slatargetdt", "ontime"}),
+    frozenset(SIGNATURE | {"targetdt", "ontime"}),  # the city's yearly files (2011): lower case, target_dt
 )
 
 # Department codes -> readable names (codes as the export spells them, trailing "_"/"x" included).

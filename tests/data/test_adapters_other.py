@@ -29,6 +29,7 @@ FIXTURE_FILES: list[tuple[str, str]] = [
     ("nyc", "nyc/nyc311_2012-11_socrata.json"),
     ("boston", "boston/boston311_2015-2024_closed_sample.csv"),
     ("boston", "boston/boston311_2025_open_only.csv"),
+    ("boston", "boston/boston311_2011-07_to_12.csv"),
     ("chicago", "chicago/chicago311_2021-01-01_to_02.csv"),
     ("sf", "sf/sf311_2018-07_to_2019-06_northbeach_cleaning.csv"),
     ("open311", "open311/requests.json"),
@@ -41,6 +42,7 @@ REAL_FILES: list[tuple[str, str]] = [
     ("nyc", "nyc/nyc311_2012-11_socrata.json"),
     ("boston", "boston/boston311_2015-2024_closed_sample.csv"),
     ("boston", "boston/boston311_2025_open_only.csv"),
+    ("boston", "boston/boston311_2011-07_to_12.csv"),
     ("chicago", "chicago/chicago311_2021-01-01_to_02.csv"),
     ("sf", "san_francisco/sf311_2018-07_to_2019-06_northbeach_cleaning.csv"),
 ]
@@ -252,6 +254,26 @@ def test_boston_2015_2024_mapping_and_clock() -> None:
     assert first["department"] == "Public Works" and first["source"] == "phone"
     assert first["status"] == "closed"
     assert records.loc[1, "zip_code"] == "02116"  # "2116.0" in the export
+
+
+def test_boston_2011_lower_case_schema_mapping_and_clock() -> None:
+    """The city's yearly 2011 file (lower-case columns, department codes such as PWDx): local EDT times, the
+    city's target kept, the case title as the description (never the closure reason: an outcome)."""
+    raw, records = load("boston/boston311_2011-07_to_12.csv", boston)
+    assert len(records) == len(raw) == 142
+    first = records.iloc[0]
+    assert raw["open_dt"].iloc[0] == "2011-07-01 01:32:33"  # EDT (UTC-4)
+    assert first["created_at"] == utc("2011-07-01 05:32:33")
+    assert first["closed_at"] == utc("2011-07-01 09:06:58")
+    assert first["sla_target_at"] == utc("2011-07-15 05:32:32")
+    assert first["request_type"] == "Street Light Outages" and first["description"] == "Street Light Outages"
+    assert first["department"] == "Public Works" and first["source"] == "crew"  # "Employee Generated"
+    assert first["council_district"] == "3" and first["neighborhood"] == "Greater Mattapan"
+    assert not records["description"].isin(raw["closure_reason"].dropna()).any()
+    still_open = raw["case_status"] == "Open"
+    assert still_open.sum() == 12
+    assert (records.loc[still_open, "status"] == "open").all() and records.loc[still_open, "closed_at"].isna().all()
+    assert records.loc[raw["target_dt"].isna(), "sla_target_at"].isna().all()
 
 
 def test_boston_closed_dt_is_local_time() -> None:
