@@ -265,7 +265,7 @@ class DaskEngine(fitting.Engine):
         from lightgbm.dask import DaskLGBMClassifier
 
         n_workers = len(self._workers())
-        matrix = fitting.QuantilePlan.of(matrix, feature_names, spec, monotone).full  # without excluded features
+        matrix = fitting.without_excluded(matrix, feature_names, spec)
         boosters = {}
         for days, label in labels.items():
             known = ~np.isnan(label)

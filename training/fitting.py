@@ -127,7 +127,8 @@ class QuantilePlan:
     """What each stage of the quantile boosters sees, shared by the local and Dask engines: `full` is the
     matrix without the spec's `exclude_features` (NaN: never split on), `first` the stage-1 matrix (also
     without the monotone workload columns and `first_stage_exclude_features`), and `monotone_rounds` the
-    stage-2 trees (0 when the spec asks for none or no constrained feature remains)."""
+    stage-2 trees (0 when the spec asks for none or no constrained feature remains). Each is one copy of the
+    input at most, and `full` is only built when a stage uses it (at 500 k rows a copy is ~0.4 GB)."""
 
     two_stage: bool
     full: np.ndarray
@@ -140,20 +141,29 @@ class QuantilePlan:
     ) -> QuantilePlan:
         excluded = set(_excluded(feature_names, spec.get("exclude_features", [])))
         constrained = {i for i, m in enumerate(monotone) if m} - excluded
-        full = matrix
-        if excluded:
-            full = matrix.copy()
-            full[:, sorted(excluded)] = np.nan
         two_stage = spec.get("quantile_objective", "quantile") == "quantile"
+        rounds = int(spec.get("monotone_rounds", 0)) if (two_stage and constrained) else 0
+        full = matrix
+        if excluded and (not two_stage or rounds):
+            full = _without(matrix, excluded)
         if not two_stage:
             return cls(False, full, full, 0)
-        hidden = constrained | set(_excluded(feature_names, spec.get("first_stage_exclude_features", [])))
-        first = full
-        if hidden:
-            first = full.copy()
-            first[:, sorted(hidden)] = np.nan
-        rounds = int(spec.get("monotone_rounds", 0)) if constrained else 0
-        return cls(True, full, first, rounds)
+        hidden = excluded | constrained | set(_excluded(feature_names, spec.get("first_stage_exclude_features", [])))
+        return cls(True, full, _without(matrix, hidden), rounds)
+
+
+def without_excluded(matrix: np.ndarray, feature_names: Sequence[str], spec: dict[str, Any]) -> np.ndarray:
+    """`matrix` (a copy when needed) with the spec's `exclude_features` all missing: never split on."""
+    return _without(matrix, set(_excluded(feature_names, spec.get("exclude_features", []))))
+
+
+def _without(matrix: np.ndarray, columns: set[int]) -> np.ndarray:
+    """A copy of `matrix` with `columns` all missing (the input is never modified)."""
+    if not columns:
+        return matrix
+    out = matrix.copy()
+    out[:, sorted(columns)] = np.nan
+    return out
 
 
 def continue_monotone(
@@ -200,10 +210,7 @@ def fit_horizons(
 ) -> dict[str, lgb.Booster]:
     """Binary classifiers for P(closed within h days), each on the rows where that outcome is known."""
     boosters = {}
-    excluded = _excluded(feature_names, spec.get("exclude_features", []))
-    if excluded:
-        matrix = matrix.copy()
-        matrix[:, excluded] = np.nan  # never split on
+    matrix = without_excluded(matrix, feature_names, spec)
     for days, label in labels.items():
         known = ~np.isnan(label)
         params, rounds = booster_params(

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def records() -> pd.DataFrame:
-    return synthesize(rows=25_000, seed=11, start="2024-02-01", days=60)
+    return synthesize(rows=15_000, seed=11, start="2024-02-01", days=60)
 
 
 @pytest.fixture(scope="module")
