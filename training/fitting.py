@@ -128,7 +128,7 @@ class QuantilePlan:
     matrix without the spec's `exclude_features` (NaN: never split on), `first` the stage-1 matrix (also
     without the monotone workload columns and `first_stage_exclude_features`), and `monotone_rounds` the
     stage-2 trees (0 when the spec asks for none or no constrained feature remains). Each is one copy of the
-    input at most, and `full` is only built when a stage uses it (at 500 k rows a copy is ~0.4 GB)."""
+    input at most, and `full` is only built when a stage uses it (at 350 k rows a copy is ~0.25 GB)."""
 
     two_stage: bool
     full: np.ndarray
