@@ -16,7 +16,7 @@ and ``route_00..`` (that model's class logits). In-sample logits of the training
 booster may split on them (``route_`` is in the specs' ``exclude_features``); the blend is fitted on the
 calibration slice, which the text model never saw.
 
-Grams are hashed with MurmurHash3 (seed 0, ``abs(h) % n_buckets`` like ``features.text``); only buckets seen
+Grams are hashed with MurmurHash3 by ``features.text``'s rule; only buckets seen
 in at least ``MIN_DF`` training rows are kept, with their idf and coefficients, as base64 arrays in the
 pipeline's JSON state (no pickles). Sublinear tf (1 + log count), smooth idf, l2 norm, as scikit-learn's
 ``TfidfVectorizer(sublinear_tf=True)``. One function (`TextRouter.scores`) scores one distinct text; the bulk
@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.utils import murmurhash3_32
 
+from features.text import token_bucket
 from features.workload import clean_text
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,8 @@ def grams(values: Sequence[str | None], typed: bool) -> list[str]:
 
 @functools.lru_cache(maxsize=2**16)
 def gram_bucket(gram: str, n_buckets: int) -> int:
-    return abs(murmurhash3_32(gram, 0)) % n_buckets
+    """The bucket of one gram: the same hashing rule as the word features (`features.text.token_bucket`)."""
+    return token_bucket(gram, n_buckets)
 
 
 def _encode(array: np.ndarray, dtype: str) -> dict[str, Any]:

@@ -281,6 +281,19 @@ def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, 
     P10 <= P50 <= P90 hold even where the raw models cross.
     Horizon probabilities are made non-decreasing in h with a running maximum.
     """
+    out = predict_quantile_hours(bundle, matrix)
+    horizons = bundle.spec["horizons_days"]
+    probabilities = np.column_stack(
+        [sigmoid(raw_scores(bundle, horizon_key(h), matrix), link_scale(bundle, horizon_key(h))) for h in horizons]
+    )
+    probabilities = np.maximum.accumulate(np.clip(probabilities, 0.0, 1.0), axis=1)
+    out.update({horizon_key(h): probabilities[:, i] for i, h in enumerate(horizons)})
+    return out
+
+
+def predict_quantile_hours(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, np.ndarray]:
+    """The quantiles of `predict_time_to_close` alone (base added, offsets applied, sorted per row): what a
+    bundle without horizon boosters (training's probe for the conformal offsets) can answer."""
     quantiles = bundle.spec["quantiles"]
     bases = bundle.calibration.get("log_base", {})
     raw = np.column_stack(
@@ -289,14 +302,7 @@ def predict_time_to_close(bundle: ModelBundle, matrix: np.ndarray) -> dict[str, 
     offsets = bundle.calibration.get("log_offsets", [0.0] * len(quantiles))
     adjusted = np.sort(raw + np.asarray(offsets, dtype=float), axis=1)
     hours = np.expm1(np.clip(adjusted, 0.0, None))
-    out = {quantile_key(q): hours[:, i] for i, q in enumerate(quantiles)}
-    horizons = bundle.spec["horizons_days"]
-    probabilities = np.column_stack(
-        [sigmoid(raw_scores(bundle, horizon_key(h), matrix), link_scale(bundle, horizon_key(h))) for h in horizons]
-    )
-    probabilities = np.maximum.accumulate(np.clip(probabilities, 0.0, 1.0), axis=1)
-    out.update({horizon_key(h): probabilities[:, i] for i, h in enumerate(horizons)})
-    return out
+    return {quantile_key(q): hours[:, i] for i, q in enumerate(quantiles)}
 
 
 def predict_department(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
@@ -341,17 +347,25 @@ def blend_logits(
     raw: np.ndarray, matrix: np.ndarray, columns: np.ndarray, typed_column: int, blend: dict[str, Any]
 ) -> np.ndarray:
     """a * log_softmax(raw) + b * text logits per row, (a, b) = blend["typed"] or blend["plain"] by the row's
-    typed flag. A class the text model lacks gets the row's lowest text logit; a row without text logits
-    (NaN) the booster alone, scaled by the pair's a."""
+    typed flag (`blend_inputs` says what each term holds)."""
+    log_p, text, typed = blend_inputs(raw, matrix, columns, typed_column)
+    weights = np.where(typed[:, None], np.asarray(blend["typed"], dtype=float), np.asarray(blend["plain"], dtype=float))
+    return weights[:, :1] * log_p + weights[:, 1:2] * text
+
+
+def blend_inputs(
+    raw: np.ndarray, matrix: np.ndarray, columns: np.ndarray, typed_column: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the booster's log-probabilities, the text logits in the booster's class order, the typed flag) per
+    row: the terms the blend weighs, shared by prediction and by the fit of its weights
+    (training.train.fit_text_blend). A class the text model lacks gets the row's lowest text logit; a row
+    without text logits (NaN) gets 0 for them, so the booster alone speaks."""
     shifted = raw - raw.max(axis=1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     text = matrix[:, np.maximum(columns, 0)]
     if (columns < 0).any():
         text[:, columns < 0] = text.min(axis=1, keepdims=True)
-    typed = matrix[:, typed_column] == 1.0
-    weights = np.where(typed[:, None], np.asarray(blend["typed"], dtype=float), np.asarray(blend["plain"], dtype=float))
-    text = np.nan_to_num(text, nan=0.0)
-    return weights[:, :1] * log_p + weights[:, 1:2] * text
+    return log_p, np.nan_to_num(text, nan=0.0), matrix[:, typed_column] == 1.0
 
 
 def type_count_table(bundle: ModelBundle) -> tuple[int, np.ndarray]:

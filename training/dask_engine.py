@@ -215,8 +215,9 @@ class DaskEngine(fitting.Engine):
         plan = fitting.QuantilePlan.of(matrix, feature_names, spec, monotone)
         # The labels of all quantiles differ by a constant, so one placement and one scattered matrix serve all.
         placement = self._placement(log_hours)
-        x = self._to_dask(plan.first if plan.two_stage else plan.full, placement)
-        distributed_categorical = _usable_categorical(plan.first if plan.two_stage else plan.full, categorical)
+        distributed = plan.first if plan.two_stage else plan.full
+        x = self._to_dask(distributed, placement)
+        distributed_categorical = _usable_categorical(distributed, categorical)
         boosters, bases = {}, {}
         for q in spec["quantiles"]:
             base = float(np.quantile(log_hours, q))

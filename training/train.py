@@ -22,7 +22,14 @@ import pandas as pd
 from features.pipeline import FeatureMatrix, FeaturePipeline
 from features.routing import ROUTE_PREFIX, TYPED_COLUMN
 from features.schema import INTAKE_COLUMNS, RECORD_COLUMNS
-from models.bundle import ModelBundle, predict_department, quantile_key, type_count_posterior
+from models.bundle import (
+    ModelBundle,
+    blend_inputs,
+    predict_department,
+    predict_quantile_hours,
+    quantile_key,
+    type_count_posterior,
+)
 from training import fitting
 from training.baselines import TypeMajorityDepartment, TypeMedianBaseline
 from training.evaluate import Evaluation, evaluate_bundles, without_type
@@ -181,8 +188,9 @@ def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: fitting.Engi
     cal_rows, cal_log = _time_rows(prep, prep.calibration, follow_up, include_open)
     offsets = [0.0] * len(spec["quantiles"])
     if len(cal_rows) and spec["calibration"].get("method", "conformal") == "conformal":
-        raw = predict_quantiles(probe, matrix[cal_rows])
-        offsets = fitting.conformal_offsets(np.log1p(raw), cal_log, spec["calibration"]["coverage"])
+        raw = predict_quantile_hours(probe, matrix[cal_rows])  # the probe has no offsets yet
+        predicted_log = np.log1p(np.column_stack([raw[quantile_key(q)] for q in spec["quantiles"]]))
+        offsets = fitting.conformal_offsets(predicted_log, cal_log, spec["calibration"]["coverage"])
     if refit and len(cal_rows):
         boosters, bases, n_rows = quantiles(prep.train | prep.calibration)
     horizon_rows = np.flatnonzero((prep.train | prep.calibration) if refit else prep.train)
@@ -216,16 +224,6 @@ def fit_time_to_close(prep: Prepared, spec: dict[str, Any], engine: fitting.Engi
         " (refitted with the calibration slice)" if refit else "",
     )
     return bundle
-
-
-def predict_quantiles(bundle: ModelBundle, matrix: np.ndarray) -> np.ndarray:
-    """Uncalibrated quantile hours (rows x quantiles) of a bundle without horizons (for the offsets)."""
-    quantiles = bundle.spec["quantiles"]
-    bases = bundle.calibration.get("log_base", {})
-    raw = np.column_stack(
-        [bundle.boosters[quantile_key(q)].predict(matrix, raw_score=True) + bases[quantile_key(q)] for q in quantiles]
-    )
-    return np.expm1(np.clip(np.sort(raw, axis=1), 0.0, None))
 
 
 def fit_department_model(prep: Prepared, spec: dict[str, Any], engine: fitting.Engine) -> ModelBundle:
@@ -321,12 +319,7 @@ def fit_text_blend(
     names = {name: i for i, name in enumerate(prep.features.feature_names)}
     index = np.array([names[c] if c else -1 for c in columns], dtype=np.int64)
     raw = booster.predict(matrix, raw_score=True).reshape(len(matrix), len(classes))
-    shifted = raw - raw.max(axis=1, keepdims=True)
-    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    text = np.nan_to_num(matrix[:, np.maximum(index, 0)], nan=0.0)
-    if (index < 0).any():
-        text[:, index < 0] = text.min(axis=1, keepdims=True)
-    typed = matrix[:, names[TYPED_COLUMN]] == 1.0
+    log_p, text, typed = blend_inputs(raw, matrix, index, names[TYPED_COLUMN])
     # Without a type, the text model alone (a = 0): on the real splits the booster's location and channel
     # evidence won on the calibration slice and lost on later periods (LA 2020 without type: blend 0.767,
     # text alone 0.859, the reference 0.821; never worse on Boston or NYC).
